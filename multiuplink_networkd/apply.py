@@ -1,0 +1,175 @@
+"""``multiuplink apply``: make the running host match the stanza, or leave it as it was.
+
+Order: ruleset (one atomic transaction), sysctls, drop-ins, then networkd over
+D-Bus. Every step is undone if a later one fails. Runs are serialised by a
+lock; a run that finds nothing to change touches nothing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+from contextlib import contextmanager
+
+from . import loader, netplan, paths, stanza, writer
+from .loader import LoadError
+from .render import render
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterator
+
+    from .model import Settings
+
+LOCK_FILE = paths.STATE_DIR + "/lock"
+
+
+class ApplyError(Exception):
+    """A step failed; the previous configuration was restored."""
+
+
+class _NetworkdFailed(Exception):
+    """networkd refused a call: roll back, unlike NetworkdDown."""
+
+
+class NetworkdDown(Exception):
+    """Files and kernel state are applied, but networkd is not running to pick up the drop-ins."""
+
+
+@contextmanager
+def _locked(root: str) -> Iterator[None]:
+    path = os.path.join(root, LOCK_FILE)
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    with open(path, "a", encoding="ascii") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+class _Netfilter:
+    """The ruleset part of a plan: what to load, and how to go back."""
+
+    def __init__(self, files: dict[str, str], before: dict[str, str]) -> None:
+        self.new_nft = files.get(paths.NFT_RULESET)
+        self.new_ipt = files.get(paths.IPTABLES_RULESET)
+        self.old_nft = before.get(paths.NFT_RULESET)
+        self.old_ipt = before.get(paths.IPTABLES_RULESET)
+
+    def needed(self) -> bool:
+        """Changed text, or the kernel lost our rules (e.g. ``flush ruleset`` by nftables.service)."""
+        if (self.new_nft, self.new_ipt) != (self.old_nft, self.old_ipt):
+            return True
+        if self.new_nft is not None and not loader.nft_table_present():
+            return True
+        return self.new_ipt is not None and not loader.iptables_chains_present()
+
+    @staticmethod
+    def _install(nft: str | None, ipt: str | None) -> None:
+        if nft is not None:
+            loader.load_nft(nft)
+        else:
+            loader.unload_nft()
+        if ipt is not None:
+            loader.load_iptables(ipt)
+        elif loader.iptables_chains_present():
+            loader.unload_iptables()
+
+    def apply(self) -> None:
+        self._install(self.new_nft, self.new_ipt)
+
+    def undo(self) -> None:
+        self._install(self.old_nft, self.old_ipt)
+
+
+def _rp_filter_plan(files: dict[str, str], before: dict[str, str]) -> dict[str, int]:
+    """``{interface: value}`` to set: new values, and the namespace default for uplinks that went away."""
+    new = loader.parse_sysctl(files.get(paths.SYSCTL_FILE, ""))
+    old = loader.parse_sysctl(before.get(paths.SYSCTL_FILE, ""))
+    plan = {name: value for name, value in new.items() if loader.read_rp_filter(name) not in (None, value)}
+    if set(old) - set(new):
+        default = loader.default_rp_filter()
+        plan.update({name: default for name in set(old) - set(new)})
+    return plan
+
+
+def _dropins(changed: list[str]) -> list[str]:
+    return [rel for rel in changed if rel.startswith(paths.NETWORKD_DIR + "/")]
+
+
+def _link_indexes(root: str, dropins: list[str]) -> list[int]:
+    """ifindexes of the links whose drop-in was written or removed (netplan ID → kernel name → index)."""
+    ids = {rel.split("/")[3][len("10-netplan-"):-len(".network.d")] for rel in dropins}
+    facts = netplan.read_netplan(root)
+    indexes = []
+    for netplan_id in sorted(ids):
+        definition = facts.interfaces.get(netplan_id)
+        try:
+            indexes.append(socket.if_nametoindex(definition.name if definition else netplan_id))
+        except OSError:
+            pass  # not there yet: networkd configures it with the drop-in when it appears
+    return indexes
+
+
+def apply(root: str = "/", boot: bool = False) -> list[str]:
+    """Apply; return what changed (empty: nothing touched). ``boot``: no D-Bus, networkd starts after us.
+
+    Raises ConfigErrors (nothing touched), ApplyError (rolled back) or NetworkdDown.
+    """
+    settings: Settings | None = stanza.load(root)
+    files = render(settings) if settings else {}
+    with _locked(root):
+        before = {rel: writer.read_text(os.path.join(root, rel)) or "" for rel in writer.owned_files(root)}
+        netfilter = _Netfilter(files, before)
+        rp_filter = _rp_filter_plan(files, before)
+        reload_netfilter = netfilter.needed()
+        if not (reload_netfilter or rp_filter or files != before):
+            return []
+        old_rp_filter = {name: loader.read_rp_filter(name) for name in rp_filter}
+        done: list[str] = []
+        try:
+            if reload_netfilter:
+                netfilter.apply()
+                done.append("netfilter")
+            for name, value in rp_filter.items():
+                loader.write_rp_filter(name, value)
+            changes = writer.write_tree(root, files)
+            done.append("files")
+            if not boot and _dropins(changes.touched()):
+                _reload_networkd(_link_indexes(root, _dropins(changes.touched())))
+        except (LoadError, OSError, _NetworkdFailed) as error:
+            _roll_back(root, before, netfilter if "netfilter" in done else None, old_rp_filter,
+                       files_written="files" in done and not boot)
+            raise ApplyError(f"{error}; the previous configuration was restored") from None
+        except NetworkdDown:
+            raise
+        return changes.touched() + (["netfilter"] if reload_netfilter else [])
+
+
+def _reload_networkd(ifindexes: list[int]) -> None:
+    from . import networkd_bus  # dbus-next only when really needed
+
+    try:
+        networkd_bus.reload(ifindexes)
+    except networkd_bus.NetworkdNotRunning as error:
+        raise NetworkdDown(str(error)) from None
+    except networkd_bus.NetworkdError as error:
+        raise _NetworkdFailed(str(error)) from None
+
+
+def _roll_back(root: str, before: dict[str, str], netfilter: _Netfilter | None,
+               old_rp_filter: dict[str, int | None], files_written: bool) -> None:
+    """Best effort, each step on its own: one failing undo must not stop the others."""
+    changes = writer.write_tree(root, before)
+    if netfilter is not None:
+        try:
+            netfilter.undo()
+        except LoadError:
+            pass
+    for name, value in old_rp_filter.items():
+        if value is not None:
+            loader.write_rp_filter(name, value)
+    if files_written and _dropins(changes.touched()):
+        try:
+            _reload_networkd(_link_indexes(root, _dropins(changes.touched())))
+        except (NetworkdDown, _NetworkdFailed):
+            pass

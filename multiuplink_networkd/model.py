@@ -1,0 +1,55 @@
+"""The validated, immutable model every renderer reads.
+
+Built only by :mod:`stanza` after all checks passed, so renderers never see
+an invalid value. Named tuples rather than dataclasses: ``dataclasses`` costs
+more import time than the whole generator may spend at boot.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ipaddress import IPv4Address, IPv4Interface
+
+
+class Uplink(namedtuple("Uplink", "name netplan_id interface mark fwmark table gateway gateway_on_link addresses")):
+    """One uplink, fully resolved.
+
+    ``name``: the stanza's name for it; ``netplan_id``: the netplan definition
+    whose ``.network`` file our drop-in extends; ``interface``: the kernel name;
+    ``mark``: the number inside the mask; ``fwmark``: that number shifted into
+    the mask, as the kernel sees it; ``table``: its routing table;
+    ``gateway``/``gateway_on_link``: its IPv4 default route;
+    ``addresses``: its IPv4 addresses (their networks are its link routes).
+    """
+
+    __slots__ = ()
+    name: str
+    netplan_id: str
+    interface: str
+    mark: int
+    fwmark: int
+    table: int
+    gateway: IPv4Address
+    gateway_on_link: bool
+    addresses: tuple[IPv4Interface, ...]
+
+    def link_networks(self) -> tuple[str, ...]:
+        """The distinct networks of its addresses, in order."""
+        return tuple(dict.fromkeys(str(a.network) for a in self.addresses))
+
+
+class Settings(namedtuple("Settings", "uplinks mark_mask priority rp_filter backend")):
+    """Everything the renderers need: uplinks sorted by name, plus the global settings."""
+
+    __slots__ = ()
+    uplinks: tuple[Uplink, ...]
+    mark_mask: int
+    priority: int
+    rp_filter: str
+    backend: str
+
+
+RP_FILTER_VALUES = {"loose": 2, "off": 0}

@@ -1,0 +1,16 @@
+"""The sysctl.d file loosening reverse-path filtering on the uplinks.
+
+Keys use sysctl.d's slash form, so interface names with dots (VLANs such as
+``eth0.100``) are not split into path components.
+"""
+
+from __future__ import annotations
+
+from ..model import RP_FILTER_VALUES, Settings
+
+
+def render(settings: Settings) -> str:
+    value = RP_FILTER_VALUES[settings.rp_filter]
+    lines = ["# Strict reverse-path filtering would drop the replies routed by mark."]
+    lines += [f"net/ipv4/conf/{u.interface}/rp_filter = {value}" for u in settings.uplinks]
+    return "\n".join(lines) + "\n"

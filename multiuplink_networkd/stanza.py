@@ -1,0 +1,311 @@
+"""Read the ``multiuplink:`` stanza files, merge them, check them, and build the model.
+
+Files: ``/{lib,etc,run}/netplan/multiuplink.d/*.yaml`` under netplan's own
+override rules. Each file is checked against the schema on its own (so an
+error points into the file that has it); the merged result is then checked
+for what a schema cannot see: duplicates, marks inside the mask, interfaces
+that netplan really defines, a gateway to route through.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from . import netplan, paths, schema
+from .errors import ConfigError, ConfigErrors, Position
+from .model import Settings, Uplink
+from .yamlsource import load_file
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+RESERVED_TABLES = {0: "unspec", 253: "default", 254: "main", 255: "local"}
+KERNEL_NAME_MAX = 15
+_KERNEL_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@+-")
+
+
+class Setting:
+    """A merged value and the place that set it last."""
+
+    __slots__ = ("value", "position")
+
+    def __init__(self, value: Any, position: Position) -> None:
+        self.value = value  # a Seq keeps its item positions
+        self.position = position
+
+
+def stanza_files(root: str) -> list[tuple[str, str]]:
+    return paths.yaml_files(root, paths.STANZA_SUBDIR)
+
+
+def load(root: str, reference: bool = False) -> Settings | None:
+    """The model for ``root``, or ``None`` when no stanza file exists. Raises :class:`ConfigErrors`.
+
+    netplan's files are read even then, to catch a stanza put where netplan
+    would choke on it. ``reference`` checks the schema with jsonschema
+    instead of the fast checker.
+    """
+    files = stanza_files(root)
+    rules = schema.load_schema()
+    errors: list[ConfigError] = []
+    merged_globals: dict[str, Setting] = {}
+    merged_uplinks: dict[str, dict[str, Setting]] = {}
+    uplink_positions: dict[str, Position] = {}
+    for real, shown in files:
+        try:
+            document = load_file(real, shown)
+        except ConfigError as error:
+            errors.append(error)
+            continue
+        if document is None:
+            continue  # an empty file sets nothing, as in netplan
+        file_errors = schema.check_document(document, rules, reference)
+        if file_errors:
+            errors.extend(file_errors)
+            continue
+        stanza = document.get("network", {}).get("multiuplink")
+        if stanza is None:
+            continue
+        for key, value in stanza.items():
+            if key != "uplinks":
+                merged_globals[key] = Setting(value, stanza.value_positions[key])
+        for name, body in stanza.get("uplinks", {}).items():
+            uplink_positions[name] = stanza["uplinks"].key_positions[name]
+            entry = merged_uplinks.setdefault(name, {})
+            for key, value in body.items():
+                entry[key] = Setting(value, body.value_positions[key])
+    try:
+        facts = netplan.read_netplan(root)
+    except ConfigError as error:
+        errors.append(error)
+        raise ConfigErrors(errors) from None
+    for position in facts.misplaced:
+        errors.append(ConfigError(position, "netplan does not accept a 'multiuplink' key in its own files",
+                                  "move the stanza to /etc/netplan/multiuplink.d/<name>.yaml; "
+                                  "netplan would fail to generate any network config with it here"))
+    if errors:
+        raise ConfigErrors(errors)
+    if not files:
+        return None
+    defaults = rules["$defs"]["multiuplink"]["properties"]
+    def setting(key: str) -> Any:
+        return merged_globals[key].value if key in merged_globals else defaults[key]["default"]
+    builder = _Builder(facts, int(setting("mark-mask")), merged_globals.get("mark-mask"))
+    uplinks = builder.build(merged_uplinks, uplink_positions)
+    if builder.errors:
+        raise ConfigErrors(builder.errors)
+    return Settings(uplinks=uplinks, mark_mask=builder.mask, priority=int(setting("priority")),
+                    rp_filter=setting("rp-filter"), backend=setting("backend"))
+
+
+def _lowest_bit(mask: int) -> int:
+    return (mask & -mask).bit_length() - 1
+
+
+class _Builder:
+    """Resolves merged uplinks against netplan's facts, allocating defaults and collecting every error."""
+
+    def __init__(self, facts: Any, mask: int, mask_setting: Setting | None) -> None:
+        self.facts = facts
+        self.mask = mask
+        self.errors: list[ConfigError] = []
+        self.shift = _lowest_bit(mask)
+        self.capacity = mask >> self.shift
+        if self.capacity & (self.capacity + 1):
+            position = mask_setting.position if mask_setting else None
+            self.error(position, f"mark-mask {mask:#x} is not one contiguous run of bits",
+                       "use a mask such as 0xff000000 or 0x3f00")
+            self.capacity = 0
+
+    def error(self, position: Position | None, message: str, hint: str = "") -> None:
+        self.errors.append(ConfigError(position, message, hint))
+
+    def build(self, merged: dict[str, dict[str, Setting]], positions: dict[str, Position]) -> tuple[Uplink, ...]:
+        names = sorted(merged)
+        resolved = {name: self.resolve_interface(name, merged[name], positions[name]) for name in names}
+        self.reject_shared_interfaces(names, merged, resolved)
+        marks = self.allocate_marks(names, merged, positions)
+        tables = self.allocate_tables(names, merged, marks)
+        uplinks = []
+        for name in names:
+            definition = resolved[name]
+            if definition is None or name not in marks or name not in tables:
+                continue
+            route = self.resolve_route(name, merged[name], definition, positions[name])
+            if route is None:
+                continue
+            gateway, on_link, addresses = route
+            uplinks.append(Uplink(name=name, netplan_id=definition.netplan_id, interface=definition.name,
+                                  mark=marks[name], fwmark=marks[name] << self.shift, table=tables[name],
+                                  gateway=gateway, gateway_on_link=on_link, addresses=addresses))
+        return tuple(uplinks)
+
+    def resolve_interface(self, name: str, entry: dict[str, Setting], position: Position) -> Any:
+        """The netplan definition the uplink names: by netplan ID, else by unambiguous kernel name."""
+        if "interface" not in entry:
+            self.error(position, f"uplink '{name}' has no 'interface'",
+                       "add 'interface: <netplan ID>' naming the netplan interface it arrives on")
+            return None
+        wanted = entry["interface"]
+        interfaces = self.facts.interfaces
+        definition = interfaces.get(wanted.value)
+        if definition is None:
+            by_name = [d for d in interfaces.values() if d.name == wanted.value]
+            if len(by_name) > 1:
+                ids = ", ".join(sorted(d.netplan_id for d in by_name))
+                self.error(wanted.position, f"interface '{wanted.value}' of uplink '{name}' is ambiguous",
+                           f"netplan definitions {ids} all name it; use one netplan ID")
+                return None
+            definition = by_name[0] if by_name else None
+        if definition is None:
+            known = ", ".join(sorted(interfaces)) or "none"
+            self.error(wanted.position, f"interface '{wanted.value}' of uplink '{name}' is not defined in netplan",
+                       f"netplan defines: {known}")
+            return None
+        if definition.renderer != "networkd":
+            self.error(wanted.position, f"interface '{wanted.value}' of uplink '{name}' is rendered by "
+                       f"{definition.renderer}", "multiuplink works with 'renderer: networkd'")
+            return None
+        if not _safe_name(definition.netplan_id, 64):
+            self.error(wanted.position, f"netplan ID '{definition.netplan_id}' cannot be used in a file name",
+                       "rename the netplan definition with letters, digits, '_', '.', '@', '+' or '-'")
+            return None
+        if definition.name is None:
+            self.error(wanted.position, f"the kernel name of interface '{wanted.value}' is not known",
+                       "its netplan 'match' uses a pattern or a MAC address; add 'set-name:' to the definition")
+            return None
+        if not _safe_name(definition.name, KERNEL_NAME_MAX):
+            self.error(wanted.position, f"interface name '{definition.name}' of uplink '{name}' is not usable",
+                       "kernel names have 1 to 15 letters, digits, '_', '.', '@', '+' or '-' and are not '.' or '..'")
+            return None
+        return definition
+
+    def reject_shared_interfaces(self, names: list[str], merged: dict[str, dict[str, Setting]],
+                                 resolved: dict[str, Any]) -> None:
+        owner: dict[str, str] = {}
+        for name in names:
+            definition = resolved[name]
+            if definition is None:
+                continue
+            first = owner.setdefault(definition.netplan_id, name)
+            if first != name:
+                self.error(merged[name]["interface"].position,
+                           f"interface '{definition.netplan_id}' is already the interface of uplink '{first}'",
+                           "each interface can carry one uplink")
+                resolved[name] = None
+
+    def allocate_marks(self, names: list[str], merged: dict[str, dict[str, Setting]],
+                       positions: dict[str, Position]) -> dict[str, int]:
+        """Explicit marks first, then the smallest free numbers in name order."""
+        marks: dict[str, int] = {}
+        used: dict[int, str] = {}
+        for name in names:
+            mark = merged[name].get("mark")
+            if mark is None:
+                continue
+            value = int(mark.value)
+            if value > self.capacity:
+                self.error(mark.position, f"mark {value} of uplink '{name}' does not fit in mark-mask {self.mask:#x}",
+                           f"use a mark from 1 to {self.capacity}, or widen mark-mask")
+            elif value in used:
+                self.error(mark.position, f"mark {value} of uplink '{name}' is already used by uplink '{used[value]}'",
+                           "give each uplink its own mark, or leave 'mark' out to have one allocated")
+            else:
+                marks[name] = value
+                used[value] = name
+        candidate = 1
+        for name in names:
+            if "mark" in merged[name]:
+                continue
+            while candidate in used:
+                candidate += 1
+            if candidate > self.capacity:
+                self.error(positions[name], f"no free mark left for uplink '{name}' in mark-mask {self.mask:#x}",
+                           "widen mark-mask")
+                continue
+            marks[name] = candidate
+            used[candidate] = name
+        return marks
+
+    def allocate_tables(self, names: list[str], merged: dict[str, dict[str, Setting]],
+                        marks: dict[str, int]) -> dict[str, int]:
+        """Explicit tables first, then ``100 + mark`` or the next free one."""
+        tables: dict[str, int] = {}
+        used: dict[int, str] = {}
+        for name in names:
+            table = merged[name].get("table")
+            if table is None:
+                continue
+            value = int(table.value)
+            if value in RESERVED_TABLES:
+                self.error(table.position, f"table {value} of uplink '{name}' is the kernel's "
+                           f"'{RESERVED_TABLES[value]}' table", "use a table from 1 to 252 or above 255")
+            elif value in used:
+                self.error(table.position, f"table {value} of uplink '{name}' is already used by uplink '{used[value]}'",
+                           "give each uplink its own table, or leave 'table' out to have one allocated")
+            else:
+                tables[name] = value
+                used[value] = name
+        for name in names:
+            if "table" in merged[name] or name not in marks:
+                continue
+            candidate = 100 + marks[name]
+            while candidate in used or candidate in RESERVED_TABLES:
+                candidate += 1
+            tables[name] = candidate
+            used[candidate] = name
+        return tables
+
+    def resolve_route(self, name: str, entry: dict[str, Setting], definition: Any,
+                      position: Position) -> tuple[Any, bool, tuple[Any, ...]] | None:
+        """Gateway, on-link flag and addresses: the stanza's keys win over what netplan declares."""
+        addresses = self.parse_addresses(name, entry.get("addresses"))
+        if addresses is None:
+            return None
+        if not addresses:
+            addresses = tuple(a for a in definition.addresses if a.version == 4)
+        if not addresses:
+            self.error(entry["interface"].position, f"uplink '{name}' has no static IPv4 address",
+                       f"give interface '{definition.netplan_id}' static 'addresses' in netplan, or set "
+                       "'addresses:' here (DHCP uplinks are not supported yet)")
+            return None
+        gateway_setting = entry.get("gateway")
+        if gateway_setting is None:
+            if definition.gateway4 is None:
+                self.error(entry["interface"].position, f"no IPv4 gateway found for uplink '{name}' "
+                           f"(interface '{definition.netplan_id}')",
+                           "declare a default route for it in netplan ('routes: [{to: default, via: ...}]') "
+                           "or set 'gateway:' here")
+                return None
+            return definition.gateway4, bool(definition.gateway4_on_link), addresses
+        try:
+            gateway = ipaddress.IPv4Address(gateway_setting.value)
+        except ValueError:
+            self.error(gateway_setting.position, f"invalid IPv4 address '{gateway_setting.value}' for "
+                       f"'gateway' of uplink '{name}'", "write an IPv4 address such as 203.0.113.1")
+            return None
+        if not any(gateway in a.network for a in addresses):
+            self.error(gateway_setting.position, f"gateway {gateway} of uplink '{name}' is not in the network "
+                       f"of any of its addresses", "use a gateway on the uplink's own subnet")
+            return None
+        return gateway, False, addresses
+
+    def parse_addresses(self, name: str, setting: Setting | None) -> tuple[Any, ...] | None:
+        if setting is None:
+            return ()
+        parsed = []
+        for index, text in enumerate(setting.value):
+            try:
+                parsed.append(ipaddress.IPv4Interface(text))
+            except ValueError:
+                self.error(setting.value.item_positions[index], f"invalid IPv4 address '{text}' in "
+                           f"'addresses' of uplink '{name}'", "write an address with prefix length such as 203.0.113.8/24")
+        return None if len(parsed) != len(setting.value) else tuple(parsed)
+
+
+def _safe_name(name: str, longest: int) -> bool:
+    """Kernel-legal and inert in nft strings, INI values, sysctl keys and file names."""
+    return (0 < len(name) <= longest and name not in (".", "..")
+            and not name.startswith("-") and set(name) <= _KERNEL_NAME_CHARS)
+

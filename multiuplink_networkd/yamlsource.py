@@ -1,0 +1,167 @@
+"""Load YAML into plain values that remember where they came from.
+
+Mappings become :class:`Node` dicts and sequences :class:`Seq` lists carrying the
+position of the collection and of each key and item, so every later check can
+point at ``file:line:col``. Only the C parser is used when available: this runs
+on the boot path.
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from .errors import ConfigError, Position
+
+try:  # the C parser is about 10x faster; Debian's python3-yaml always has it
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - pure-Python PyYAML
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+MAX_FILE_BYTES = 1 << 20
+"""Refuse larger files: a config this size is a mistake, and parsing it would stall boot."""
+
+MAX_NESTING_OPENERS = 10000
+"""libyaml's composer recurses in C: ``[`` or ``- `` nested some 30000 deep crash the process (SIGSEGV).
+
+Counting the characters that can open a level cheaply bounds the depth (indented
+block mappings cannot nest that deep within :data:`MAX_FILE_BYTES`).
+"""
+_NESTING_OPENERS = (b"[", b"{", b"- ", b"? ")
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_scalars = yaml.constructor.SafeConstructor()
+
+
+class Node(dict):  # type: ignore[type-arg]
+    """A YAML mapping; ``position`` is the mapping's, ``key_positions``/``value_positions`` per key."""
+
+    __slots__ = ("position", "key_positions", "value_positions")
+
+    def __init__(self, position: Position) -> None:
+        super().__init__()
+        self.position = position
+        self.key_positions: dict[Any, Position] = {}
+        self.value_positions: dict[Any, Position] = {}
+
+
+class Seq(list):  # type: ignore[type-arg]
+    """A YAML sequence; ``item_positions[i]`` is where item ``i`` starts."""
+
+    __slots__ = ("position", "item_positions")
+
+    def __init__(self, position: Position) -> None:
+        super().__init__()
+        self.position = position
+        self.item_positions: list[Position] = []
+
+
+def position_of(container: Any, key: Any) -> Position:
+    """Where ``container[key]`` stands, or the container itself when the key is absent."""
+    if isinstance(container, Node):
+        return container.value_positions.get(key, container.position)
+    if isinstance(container, Seq) and isinstance(key, int) and 0 <= key < len(container):
+        return container.item_positions[key]
+    return container.position
+
+
+def load_file(path: str, shown_path: str) -> Any:
+    """Parse one file; ``shown_path`` is the name errors use. Empty files load as ``None``."""
+    return load_text(_read_limited(path, shown_path), shown_path)
+
+
+def load_text(data: bytes, shown_path: str) -> Any:
+    """Parse YAML bytes; a syntax error becomes a :class:`ConfigError` at its line and column."""
+    root = compose_text(data, shown_path)
+    return None if root is None else _convert(root, shown_path)
+
+
+def compose_file(path: str, shown_path: str) -> yaml.Node | None:
+    """Raw YAML nodes of one file: scalars stay text and repeated keys stay, as netplan's parser sees them."""
+    return compose_text(_read_limited(path, shown_path), shown_path)
+
+
+def _read_limited(path: str, shown_path: str) -> bytes:
+    with open(path, "rb") as stream:
+        data = stream.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(Position(shown_path, 1, 1),
+                          f"file is larger than {MAX_FILE_BYTES} bytes",
+                          "a multiuplink or netplan config is a few kilobytes; check the file")
+    return data
+
+
+def compose_text(data: bytes, shown_path: str) -> yaml.Node | None:
+    """Compose YAML bytes into nodes; a syntax error becomes a :class:`ConfigError` at its line and column."""
+    if sum(data.count(opener) for opener in _NESTING_OPENERS) > MAX_NESTING_OPENERS:
+        raise ConfigError(Position(shown_path, 1, 1),
+                          f"file has more than {MAX_NESTING_OPENERS} list items and brackets",
+                          "a multiuplink or netplan config has a few dozen; check the file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(Position(shown_path, line, column), "file is not valid UTF-8",
+                          "save the file as UTF-8") from None
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        position = Position(shown_path, mark.line + 1, mark.column + 1) if mark else Position(shown_path, 1, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(position, f"invalid YAML: {problem}",
+                          "check indentation, colons and quoting around this place") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(Position(shown_path, 1, 1), f"invalid YAML: {exc}", "") from None
+    return root
+
+
+def _position(node: yaml.Node, path: str) -> Position:
+    mark = node.start_mark
+    return Position(path, mark.line + 1, mark.column + 1)
+
+
+def _convert(node: yaml.Node, path: str) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag == _STR_TAG:
+            return node.value
+        try:
+            return _scalars.construct_object(node)
+        except (yaml.YAMLError, ValueError):
+            raise ConfigError(_position(node, path), f"invalid {node.tag.rsplit(':', 1)[-1]} value '{node.value}'",
+                              "quote the value to make it a string") from None
+    if isinstance(node, yaml.SequenceNode):
+        seq = Seq(_position(node, path))
+        for item in node.value:
+            seq.item_positions.append(_position(item, path))
+            seq.append(_convert(item, path))
+        return seq
+    mapping = Node(_position(node, path))
+    for key_node, value_node in node.value:
+        key_position = _position(key_node, path)
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise ConfigError(key_position, "a mapping key must be a plain scalar", "")
+        key = _convert(key_node, path)
+        if key in mapping:
+            raise ConfigError(key_position, f"duplicate key '{key}'",
+                              f"'{key}' is already set at line {mapping.key_positions[key].line}; keep one")
+        mapping.key_positions[key] = key_position
+        mapping.value_positions[key] = _position(value_node, path)
+        mapping[key] = _convert(value_node, path)
+    return mapping
+
+
+def read_source_line(position: Position) -> str | None:
+    """The text of the line an error points at, for the caret display (shown paths are real paths)."""
+    try:
+        with open(position.path, "rb") as stream:
+            for number, raw in enumerate(stream, 1):
+                if number == position.line:
+                    return raw.decode("utf-8", "replace").rstrip("\r\n")
+    except OSError:
+        return None
+    return None
