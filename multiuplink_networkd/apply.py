@@ -12,7 +12,7 @@ import os
 import socket
 from contextlib import contextmanager
 
-from . import loader, netplan, paths, stanza, writer
+from . import __version__, loader, netplan, paths, stanza, writer
 from .loader import LoadError
 from .render import render
 
@@ -92,6 +92,16 @@ def _rp_filter_plan(files: dict[str, str], before: dict[str, str]) -> dict[str, 
     return plan
 
 
+def _remember_valid_inputs(root: str, inputs: str) -> None:
+    """Lets the next boot's generator skip parsing; losing it only costs that boot a parse."""
+    cache = os.path.join(root, paths.GENERATOR_CACHE)
+    if writer.read_text(cache) != inputs:
+        try:
+            writer.write_atomically(cache, inputs)
+        except OSError:
+            pass  # read-only /var: harmless
+
+
 def _dropins(changed: list[str]) -> list[str]:
     return [rel for rel in changed if rel.startswith(paths.NETWORKD_DIR + "/")]
 
@@ -115,9 +125,12 @@ def apply(root: str = "/", boot: bool = False) -> list[str]:
 
     Raises ConfigErrors (nothing touched), ApplyError (rolled back) or NetworkdDown.
     """
+    inputs = paths.fingerprint(root, __version__)  # taken before reading, so a concurrent edit misses the cache
     settings: Settings | None = stanza.load(root)
     files = render(settings) if settings else {}
     with _locked(root):
+        if settings is not None:
+            _remember_valid_inputs(root, inputs)
         before = {rel: writer.read_text(os.path.join(root, rel)) or "" for rel in writer.owned_files(root)}
         netfilter = _Netfilter(files, before)
         rp_filter = _rp_filter_plan(files, before)

@@ -59,3 +59,16 @@ def yaml_files(root: str, subdir: str = "") -> list[tuple[str, str]]:
 def shown_path(root: str, relative: str) -> str:
     """How a file is named in messages: absolute on the real root, else under the given root."""
     return "/" + relative if os.path.abspath(root) == "/" else os.path.join(root, relative)
+
+
+GENERATOR_CACHE = "var/lib/multiuplink/validated"
+"""Fingerprint of the last inputs that validated; lets the boot generator skip parsing unchanged files."""
+
+
+def fingerprint(root: str, version: str) -> str:
+    """Names, sizes, mtimes and inodes of every input file: changes whenever any input may have changed."""
+    lines = [f"multiuplink-networkd {version}"]
+    for real, shown in yaml_files(root) + yaml_files(root, STANZA_SUBDIR):
+        status = os.stat(real)
+        lines.append(f"{status.st_mtime_ns} {status.st_size} {status.st_ino} {shown}")
+    return "\n".join(lines) + "\n"

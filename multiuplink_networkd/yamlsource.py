@@ -85,8 +85,11 @@ def compose_file(path: str, shown_path: str) -> yaml.Node | None:
 
 
 def _read_limited(path: str, shown_path: str) -> bytes:
-    with open(path, "rb") as stream:
-        data = stream.read(MAX_FILE_BYTES + 1)
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:  # e.g. removed since the directory was listed
+        raise ConfigError(Position(shown_path, 1, 1), f"cannot read the file: {exc.strerror}", "") from None
     if len(data) > MAX_FILE_BYTES:
         raise ConfigError(Position(shown_path, 1, 1),
                           f"file is larger than {MAX_FILE_BYTES} bytes",
@@ -125,7 +128,14 @@ def _position(node: yaml.Node, path: str) -> Position:
     return Position(path, mark.line + 1, mark.column + 1)
 
 
-def _convert(node: yaml.Node, path: str) -> Any:
+MAX_DEPTH = 32
+"""A stanza is 5 levels deep; deeper means a mistake or an alias that contains itself."""
+
+
+def _convert(node: yaml.Node, path: str, depth: int = 0) -> Any:
+    if depth > MAX_DEPTH:
+        raise ConfigError(_position(node, path), f"values nest deeper than {MAX_DEPTH} levels",
+                          "check for an alias (*name) that refers to the mapping or list containing it")
     if isinstance(node, yaml.ScalarNode):
         if node.tag == _STR_TAG:
             return node.value
@@ -138,7 +148,7 @@ def _convert(node: yaml.Node, path: str) -> Any:
         seq = Seq(_position(node, path))
         for item in node.value:
             seq.item_positions.append(_position(item, path))
-            seq.append(_convert(item, path))
+            seq.append(_convert(item, path, depth + 1))
         return seq
     mapping = Node(_position(node, path))
     for key_node, value_node in node.value:
@@ -151,7 +161,7 @@ def _convert(node: yaml.Node, path: str) -> Any:
                               f"'{key}' is already set at line {mapping.key_positions[key].line}; keep one")
         mapping.key_positions[key] = key_position
         mapping.value_positions[key] = _position(value_node, path)
-        mapping[key] = _convert(value_node, path)
+        mapping[key] = _convert(value_node, path, depth + 1)
     return mapping
 
 

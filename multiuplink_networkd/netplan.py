@@ -1,0 +1,310 @@
+"""Read netplan's own YAML for the facts the stanza needs about each interface.
+
+Validating these files is netplan's job: a key of the wrong type is skipped, never
+an error. Only a YAML syntax error (a :class:`ConfigError` from yamlsource) stops
+the read, because then we cannot know what netplan will do either.
+
+How netplan combines definitions (netplan 0.106, checked against ``src/parse.c``
+and ``/lib/netplan/generate`` on this host; documented in netplan-generate(8)
+"HANDLING MULTIPLE FILES" and ``doc/structure-id.md``):
+
+* Files are read in basename order whatever their directory; a definition ID
+  seen again updates the same definition (``handle_network_type`` looks the ID up
+  in ``parsed_defs``). A key repeated inside one mapping is processed again in
+  the same way, so duplicate keys merge exactly like later files do.
+* Scalars: the later value wins. Exception: ``gateway4``/``gateway6`` use
+  ``set_str_if_null`` and netplan aborts on a second, different value; we keep
+  the later one.
+* Sequences are concatenated: ``addresses`` are appended without repeats
+  (``handle_generic_addresses``), ``routes`` appended unless an equal route is
+  already there (``is_route_present``). Mappings such as ``match`` merge key by key.
+* Renderer: a definition's own ``renderer`` wins; else the section ``renderer``
+  in force where the ID is *first* defined (order inside the section matters,
+  ``npp->current.backend``); else the last ``network: renderer`` of all files
+  (``finish_iterator``); else networkd.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import namedtuple
+
+from yaml import MappingNode, ScalarNode, SequenceNode
+
+from . import paths
+from .errors import Position
+from .yamlsource import compose_file
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from yaml import Node
+
+    Gateway = tuple["ipaddress.IPv4Address | ipaddress.IPv6Address", bool, int]
+
+SECTIONS = frozenset(("ethernets", "wifis", "modems", "bonds", "bridges", "vlans", "tunnels", "vrfs",
+                      "dummy-devices", "virtual-ethernets", "nm-devices"))
+"""Keys under ``network:`` whose entries are interface definitions keyed by netplan ID."""
+
+DEFAULT_RENDERER = "networkd"
+MAIN_TABLE = 254
+MISPLACED_KEY = "multiuplink"
+_GLOB_CHARACTERS = frozenset("*?[")
+_TRUE = frozenset(("true", "yes", "on", "y"))
+_FALSE = frozenset(("false", "no", "off", "n"))
+_KERNEL_DEFAULT_METRIC = {4: 0, 6: 1024}
+"""Metric the kernel gives a route that networkd adds without ``Metric=``."""
+_MAX_DEPTH = 16
+"""Deeper YAML is not netplan's (its deepest keys sit about 7 levels down); also stops alias cycles."""
+
+
+class NetplanInterface(namedtuple("NetplanInterface", (
+        "netplan_id", "kind", "name", "renderer", "addresses", "dhcp4", "dhcp6",
+        "gateway4", "gateway4_on_link", "gateway4_table",
+        "gateway6", "gateway6_on_link", "gateway6_table", "position"))):
+    """What netplan makes of one definition after merging every file that mentions its ID.
+
+    ``name`` is the kernel name when netplan's YAML fixes it, else None (a match by
+    MAC, driver or glob; an ``nm-devices`` connection). ``gateway4``/``gateway6`` is the default route's gateway, from
+    the main table if there is one there, with its ``on-link`` flag and table.
+    ``position`` is the ID's key in the last file defining it.
+    """
+
+    __slots__ = ()
+
+
+class NetplanFacts(namedtuple("NetplanFacts", ("interfaces", "files", "misplaced", "default_renderer"))):
+    """All definitions by netplan ID, the files read (in order, for a cache fingerprint),
+    where a ``multiuplink`` key sits in netplan's own files (netplan rejects it), and
+    the network-wide renderer."""
+
+    __slots__ = ()
+
+
+class _Definition:
+    """One netplan ID while files are still being read."""
+
+    __slots__ = ("keys", "kind", "position", "section_renderer")
+
+    def __init__(self, kind: str, section_renderer: str | None) -> None:
+        self.kind = kind
+        self.section_renderer = section_renderer
+        self.keys: dict[str, Any] = {}
+        self.position: Position | None = None
+
+
+def read_netplan(root: str) -> NetplanFacts:
+    """Facts about every interface netplan defines under ``root``."""
+    definitions: dict[str, _Definition] = {}
+    misplaced: list[Position] = []
+    files: list[str] = []
+    network_renderer = None
+    for real, shown in paths.yaml_files(root):
+        files.append(real)
+        document = compose_file(real, shown)
+        for key, value in _pairs(document):
+            if key.value == MISPLACED_KEY:
+                misplaced.append(_position(key, shown))
+            elif key.value == "network":
+                for network_key, section in _pairs(value):
+                    name = network_key.value
+                    if name == MISPLACED_KEY:
+                        misplaced.append(_position(network_key, shown))
+                    elif name == "renderer" and isinstance(section, ScalarNode):
+                        network_renderer = section.value
+                    elif name in SECTIONS:
+                        _read_section(name, section, shown, definitions, misplaced)
+    default_renderer = network_renderer or DEFAULT_RENDERER
+    vrf_tables = _vrf_tables(definitions)
+    interfaces = {netplan_id: _interface(netplan_id, definition, default_renderer, vrf_tables.get(netplan_id))
+                  for netplan_id, definition in definitions.items()}
+    return NetplanFacts(interfaces, tuple(files), tuple(misplaced), default_renderer)
+
+
+def _read_section(kind: str, section: Node, shown: str, definitions: dict[str, _Definition],
+                  misplaced: list[Position]) -> None:
+    section_renderer = None
+    for id_node, body in _pairs(section):
+        netplan_id = id_node.value
+        if netplan_id == "renderer":
+            if isinstance(body, ScalarNode):
+                section_renderer = body.value
+            continue
+        if not isinstance(body, MappingNode):
+            continue
+        definition = definitions.get(netplan_id)
+        if definition is None:
+            definition = definitions[netplan_id] = _Definition(kind, section_renderer)
+        elif definition.kind != kind:
+            continue  # netplan refuses: "Updated definition changes device type"
+        definition.position = _position(id_node, shown)
+        _merge(definition.keys, body, 0)
+        misplaced.extend(_position(key, shown) for key, _ in _pairs(body) if key.value == MISPLACED_KEY)
+
+
+def _pairs(node: Node | None) -> list[tuple[ScalarNode, Node]]:
+    """A mapping's entries with plain keys, repeats included; nothing for any other node."""
+    if not isinstance(node, MappingNode):
+        return []
+    return [(key, value) for key, value in node.value if isinstance(key, ScalarNode)]
+
+
+def _position(node: Node, shown: str) -> Position:
+    mark = node.start_mark
+    return Position(shown, mark.line + 1, mark.column + 1)
+
+
+def _merge(target: dict[str, Any], mapping: Node, depth: int) -> dict[str, Any]:
+    """Apply one YAML mapping onto ``target`` by netplan's rules: scalars replace, sequences append, mappings merge."""
+    if depth > _MAX_DEPTH:
+        return target
+    for key, value in _pairs(mapping):
+        old = target.get(key.value)
+        if isinstance(value, MappingNode):
+            target[key.value] = _merge(old if isinstance(old, dict) else {}, value, depth + 1)
+        elif isinstance(value, SequenceNode):
+            items = [_plain(item, depth + 1) for item in value.value]
+            target[key.value] = old + items if isinstance(old, list) else items
+        else:
+            target[key.value] = value.value
+    return target
+
+
+def _plain(node: Node, depth: int) -> Any:
+    """A YAML node as str, list or dict; scalars stay text, as netplan reads them."""
+    if isinstance(node, ScalarNode):
+        return node.value
+    if depth > _MAX_DEPTH:
+        return None
+    if isinstance(node, SequenceNode):
+        return [_plain(item, depth + 1) for item in node.value]
+    return _merge({}, node, depth)
+
+
+def _vrf_tables(definitions: dict[str, _Definition]) -> dict[str, int]:
+    """Routing table by netplan ID, for VRFs and their members.
+
+    netplan writes a VRF's table into the VRF's own routes; networkd puts a member's
+    routes without ``Table=`` into its VRF's table (``route_section_verify``).
+    """
+    tables: dict[str, int] = {}
+    for netplan_id, definition in definitions.items():
+        table = _unsigned(definition.keys.get("table")) if definition.kind == "vrfs" else None
+        if table:
+            tables[netplan_id] = table
+            members = definition.keys.get("interfaces")
+            for member in members if isinstance(members, list) else ():
+                if isinstance(member, str):
+                    tables.setdefault(member, table)
+    return tables
+
+
+def _interface(netplan_id: str, definition: _Definition, default_renderer: str,
+               vrf_table: int | None) -> NetplanInterface:
+    keys = definition.keys
+    own_renderer = keys.get("renderer")
+    renderer = (own_renderer if isinstance(own_renderer, str) else None) or definition.section_renderer
+    gateway4 = _default_gateway(keys, 4, vrf_table or MAIN_TABLE)
+    gateway6 = _default_gateway(keys, 6, vrf_table or MAIN_TABLE)
+    return NetplanInterface(
+        netplan_id=netplan_id, kind=definition.kind, name=_kernel_name(netplan_id, definition),
+        renderer=renderer or default_renderer, addresses=_addresses(keys.get("addresses")),
+        dhcp4=_boolean(keys.get("dhcp4")) is True, dhcp6=_boolean(keys.get("dhcp6")) is True,
+        gateway4=gateway4[0] if gateway4 else None, gateway4_on_link=bool(gateway4 and gateway4[1]),
+        gateway4_table=gateway4[2] if gateway4 else None,
+        gateway6=gateway6[0] if gateway6 else None, gateway6_on_link=bool(gateway6 and gateway6[1]),
+        gateway6_table=gateway6[2] if gateway6 else None,
+        position=definition.position)
+
+
+def _kernel_name(netplan_id: str, definition: _Definition) -> str | None:
+    """``set-name``, else the ID unless ``match`` selects the device, else a literal ``match: name``."""
+    if definition.kind == "nm-devices":
+        return None  # the ID names a NetworkManager connection, not a device
+    keys = definition.keys
+    set_name = keys.get("set-name")
+    if isinstance(set_name, str) and set_name:
+        return set_name
+    if "match" not in keys:
+        return netplan_id
+    match = keys["match"]
+    name = match.get("name") if isinstance(match, dict) else None
+    if isinstance(name, str) and name and not _GLOB_CHARACTERS.intersection(name):
+        return name
+    return None
+
+
+def _addresses(value: Any) -> tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, ...]:
+    """Static addresses, list-of-strings and ``- 10.0.0.1/24: {label: ...}`` forms, without repeats."""
+    found: dict[Any, None] = {}
+    for item in value if isinstance(value, list) else ():
+        if isinstance(item, dict) and len(item) == 1:
+            item = next(iter(item))
+        if isinstance(item, str) and "/" in item:
+            try:
+                found[ipaddress.ip_interface(item)] = None
+            except ValueError:
+                continue
+    return tuple(found)
+
+
+def _default_gateway(keys: dict[str, Any], version: int, default_table: int) -> Gateway | None:
+    """Gateway, on-link flag and table of the default route to use: main table first, lowest metric, first written."""
+    candidates = []
+    legacy = _address(keys.get("gateway4" if version == 4 else "gateway6"), version)
+    if legacy is not None:
+        candidates.append((legacy, False, default_table, _KERNEL_DEFAULT_METRIC[version]))
+    routes = keys.get("routes")
+    for route in routes if isinstance(routes, list) else ():
+        if not isinstance(route, dict) or not _is_default_route(route, version):
+            continue
+        via = _address(route.get("via"), version)
+        if via is not None:
+            metric = _unsigned(route.get("metric"))
+            candidates.append((via, _boolean(route.get("on-link")) is True,
+                               _unsigned(route.get("table")) or default_table,  # netplan: table 0 means unset
+                               _KERNEL_DEFAULT_METRIC[version] if metric is None else metric))
+    if not candidates:
+        return None
+    best = min(range(len(candidates)), key=lambda i: (candidates[i][2] != MAIN_TABLE, candidates[i][3], i))
+    return candidates[best][:3]
+
+
+def _is_default_route(route: dict[str, Any], version: int) -> bool:
+    """``to: default`` (its family is the gateway's), or a destination with prefix length 0, of unicast type."""
+    kind = route.get("type", "unicast")
+    if not isinstance(kind, str) or kind.lower() != "unicast":
+        return False
+    to = route.get("to")
+    if to == "default":
+        return True
+    if not isinstance(to, str) or "/" not in to:
+        return False  # networkd reads a bare "0.0.0.0" as 0.0.0.0/32
+    try:
+        network = ipaddress.ip_network(to, strict=False)
+    except ValueError:
+        return False
+    return network.prefixlen == 0 and network.version == version
+
+
+def _address(value: Any, version: int) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    return address if address.version == version else None
+
+
+def _boolean(value: Any) -> bool | None:
+    """netplan's booleans, case-insensitive: true/yes/on/y and false/no/off/n."""
+    if not isinstance(value, str):
+        return None
+    lowered = value.lower()
+    return True if lowered in _TRUE else False if lowered in _FALSE else None
+
+
+def _unsigned(value: Any) -> int | None:
+    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else None

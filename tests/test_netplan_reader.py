@@ -1,0 +1,462 @@
+"""The reader of netplan's own YAML: every real config in the shared corpus, then each rule on its own."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from multiuplink_networkd.errors import ConfigError, Position
+from multiuplink_networkd.netplan import NetplanInterface, read_netplan
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "netplan-corpus"
+DEFAULT_TO = {4: ("default", "0.0.0.0/0"), 6: ("default", "::/0")}
+
+
+def corpus_rows() -> list[dict[str, str]]:
+    index = CORPUS / "INDEX.tsv"
+    if not index.is_file():
+        return []
+    header, *lines = index.read_text().splitlines()
+    return [dict(zip(header.split("\t"), line.split("\t"), strict=True)) for line in lines]
+
+
+ROWS = corpus_rows()
+NO_CORPUS = pytest.mark.skip(reason=f"netplan corpus not found at {CORPUS} (CI copies shared/ beside the repo)")
+ALL_ROWS = [pytest.param(row, id=row["file"]) for row in ROWS] or [pytest.param({}, marks=NO_CORPUS)]
+GATEWAY_ROWS = ([pytest.param(row, id=row["file"]) for row in ROWS if row["default_route"] == "yes"]
+                or [pytest.param({}, marks=NO_CORPUS)])
+
+
+REPEATED_SECTIONS = {
+    "valid/114-common-fwdecl-feature-blend.yaml": {"ethernets": 3, "vlans": 1, "bonds": 1, "bridges": 2},
+}
+"""INDEX.tsv counted these with a last-key-wins YAML loader; netplan 0.106 reads both ``bridges:`` and both
+``ethernets:`` blocks (``generate`` writes br0, br1, eth0, eth1 and eth2)."""
+
+
+def make_root(tmp_path: Path, files: dict[str, str]) -> str:
+    """A root holding the given netplan files (relative path: YAML text)."""
+    for relative, text in files.items():
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return str(tmp_path)
+
+
+def read_one(tmp_path: Path, text: str) -> dict[str, NetplanInterface]:
+    facts = read_netplan(make_root(tmp_path, {"etc/netplan/50.yaml": text}))
+    interfaces: dict[str, NetplanInterface] = facts.interfaces
+    return interfaces
+
+
+def corpus_root(tmp_path: Path, row: dict[str, str]) -> str:
+    return make_root(tmp_path, {"etc/netplan/50.yaml": (CORPUS / row["file"]).read_text()})
+
+
+# --- the whole corpus ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("row", ALL_ROWS)
+def test_corpus_file_reads(tmp_path: Path, row: dict[str, str]) -> None:
+    """netplan accepted the valid files, so must we; invalid ones may fail, but only cleanly."""
+    root = corpus_root(tmp_path, row)
+    if row["valid"] != "yes":
+        with contextlib.suppress(ConfigError):
+            read_netplan(root)
+        return
+    facts = read_netplan(root)
+    counts = REPEATED_SECTIONS.get(row["file"], row)
+    for kind in ("ethernets", "vlans", "bonds", "bridges"):
+        found = sum(1 for interface in facts.interfaces.values() if interface.kind == kind)
+        assert found == int(counts[kind]), kind
+
+
+def declared_gateways(document: object, version: int) -> dict[str, set[str]]:
+    """Independent oracle: ``{netplan ID: gateways}`` of every default route written in a netplan document."""
+    network = document.get("network") if isinstance(document, dict) else None
+    declared: dict[str, set[str]] = {}
+    for section in (network or {}).values():
+        if not isinstance(section, dict):
+            continue
+        for netplan_id, body in section.items():
+            if not isinstance(body, dict):
+                continue
+            vias = set()
+            legacy = body.get(f"gateway{version}")
+            if legacy:
+                vias.add(str(ipaddress.ip_address(legacy)))
+            for route in body.get("routes") or ():
+                if route.get("type", "unicast") == "unicast" and str(route.get("to")) in DEFAULT_TO[version]:
+                    via = ipaddress.ip_address(str(route["via"]))
+                    if via.version == version:
+                        vias.add(str(via))
+            if vias:
+                declared[netplan_id] = vias
+    return declared
+
+
+@pytest.mark.parametrize("row", GATEWAY_ROWS)
+def test_corpus_default_gateway_found(tmp_path: Path, row: dict[str, str]) -> None:
+    """Exactly the definitions that declare a default route get a gateway, in every form INDEX.tsv lists."""
+    facts = read_netplan(corpus_root(tmp_path, row))
+    document = yaml.safe_load((CORPUS / row["file"]).read_text())
+    expected = {4: declared_gateways(document, 4), 6: declared_gateways(document, 6)}
+    kinds = {facts.interfaces[i].kind for version in (4, 6) for i in expected[version]}
+    forms = row["default_route_forms"].split(";")
+    assert kinds == {form.rsplit("@", 1)[1] for form in forms if "type=" not in form}, "oracle disagrees with INDEX"
+    for version in (4, 6):
+        found = {i: str(getattr(d, f"gateway{version}")) for i, d in facts.interfaces.items()
+                 if getattr(d, f"gateway{version}") is not None}
+        assert found.keys() == expected[version].keys()
+        for netplan_id, gateway in found.items():
+            assert gateway in expected[version][netplan_id]
+    if any("on-link" in form for form in forms):
+        assert any(d.gateway4_on_link or d.gateway6_on_link for d in facts.interfaces.values())
+
+
+# --- which files netplan reads -------------------------------------------------------------------
+
+def eth0_with(address: str) -> str:
+    return f"network:\n  ethernets:\n    eth0:\n      addresses: [{address}]\n"
+
+
+def test_run_masks_etc_masks_lib(tmp_path: Path) -> None:
+    root = make_root(tmp_path, {"lib/netplan/50.yaml": eth0_with("10.0.0.1/24"),
+                                "etc/netplan/50.yaml": eth0_with("10.0.0.2/24"),
+                                "run/netplan/50.yaml": eth0_with("10.0.0.3/24")})
+    facts = read_netplan(root)
+    assert facts.files == (f"{root}/run/netplan/50.yaml",)
+    assert [str(a) for a in facts.interfaces["eth0"].addresses] == ["10.0.0.3/24"]
+    (tmp_path / "run/netplan/50.yaml").unlink()
+    assert [str(a) for a in read_netplan(root).interfaces["eth0"].addresses] == ["10.0.0.2/24"]
+
+
+def test_files_are_read_in_basename_order_whatever_their_directory(tmp_path: Path) -> None:
+    root = make_root(tmp_path, {"run/netplan/10-first.yaml": "network:\n  ethernets:\n    eth0:\n      dhcp4: yes\n",
+                                "lib/netplan/20-second.yaml": "network:\n  ethernets:\n    eth0:\n      dhcp4: no\n",
+                                "etc/netplan/notyaml.yml": "{"})
+    facts = read_netplan(root)
+    assert facts.files == (f"{root}/run/netplan/10-first.yaml", f"{root}/lib/netplan/20-second.yaml")
+    assert facts.interfaces["eth0"].dhcp4 is False
+
+
+def test_no_netplan_files(tmp_path: Path) -> None:
+    facts = read_netplan(str(tmp_path))
+    assert (facts.interfaces, facts.files, facts.misplaced, facts.default_renderer) == ({}, (), (), "networkd")
+
+
+# --- merging definitions ------------------------------------------------------------------------
+
+def test_later_file_overrides_scalars_and_appends_sequences(tmp_path: Path) -> None:
+    root = make_root(tmp_path, {
+        "etc/netplan/10-base.yaml": """\
+            network:
+              ethernets:
+                wan:
+                  match: {macaddress: "00:11:22:33:44:55"}
+                  set-name: old
+                  dhcp4: true
+                  addresses: [192.0.2.10/24]
+                  routes:
+                    - to: 198.51.100.0/24
+                      via: 192.0.2.254
+            """,
+        "etc/netplan/90-override.yaml": """\
+            network:
+              ethernets:
+                wan:
+                  match: {name: enp1s0}
+                  set-name: new
+                  dhcp4: false
+                  addresses: [192.0.2.10/24, 192.0.2.11/24]
+                  routes:
+                    - to: default
+                      via: 192.0.2.1
+            """})
+    wan = read_netplan(root).interfaces["wan"]
+    assert (wan.name, wan.dhcp4) == ("new", False)
+    assert [str(a) for a in wan.addresses] == ["192.0.2.10/24", "192.0.2.11/24"]
+    assert wan.gateway4 == ipaddress.IPv4Address("192.0.2.1")
+    assert wan.position == Position(f"{root}/etc/netplan/90-override.yaml", 3, 5)
+
+
+def test_match_mappings_merge_key_by_key(tmp_path: Path) -> None:
+    root = make_root(tmp_path, {
+        "etc/netplan/10.yaml": "network:\n  ethernets:\n    wan:\n      match: {name: enp1s0}\n",
+        "etc/netplan/20.yaml": "network:\n  ethernets:\n    wan:\n      match: {macaddress: '00:11:22:33:44:55'}\n"})
+    assert read_netplan(root).interfaces["wan"].name == "enp1s0"
+
+
+def test_repeated_keys_in_one_file_merge_like_later_files(tmp_path: Path) -> None:
+    """netplan accepts repeated keys (corpus 114, 177, 179): each occurrence is processed in turn."""
+    interfaces = read_one(tmp_path, """\
+        network:
+          ethernets:
+            eth0: {addresses: [10.0.0.1/24]}
+          ethernets:
+            eth0: {addresses: [10.0.0.2/24]}
+            eth1:
+              routes:
+                - to: default
+                  via: 10.1.0.1
+                  via: 10.1.0.9
+        """)
+    assert [str(a) for a in interfaces["eth0"].addresses] == ["10.0.0.1/24", "10.0.0.2/24"]
+    assert str(interfaces["eth1"].gateway4) == "10.1.0.9"
+
+
+def test_same_id_in_another_section_is_ignored(tmp_path: Path) -> None:
+    """netplan refuses it ("Updated definition changes device type"); we keep the first."""
+    root = make_root(tmp_path, {"etc/netplan/10.yaml": "network:\n  ethernets:\n    x0: {dhcp4: yes}\n",
+                                "etc/netplan/20.yaml": "network:\n  bonds:\n    x0: {dhcp4: no}\n"})
+    x0 = read_netplan(root).interfaces["x0"]
+    assert (x0.kind, x0.dhcp4) == ("ethernets", True)
+
+
+# --- kernel names -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("section", "body", "name"), [
+    ("ethernets", "{dhcp4: yes}", "eth0"),
+    ("ethernets", "{match: {macaddress: '00:11:22:33:44:55'}, set-name: wan0}", "wan0"),
+    ("ethernets", "{match: {name: enp3s0}}", "enp3s0"),
+    ("ethernets", "{match: {name: 'en*'}}", None),
+    ("ethernets", "{match: {name: 'eth[01]'}}", None),
+    ("ethernets", "{match: {name: 'eth?'}}", None),
+    ("ethernets", "{match: {macaddress: '00:11:22:33:44:55'}}", None),
+    ("ethernets", "{match: {driver: ixgbe}}", None),
+    ("wifis", "{match: {name: wlan0}, set-name: wifi0}", "wifi0"),
+    ("bonds", "{interfaces: [eth1, eth2]}", "eth0"),
+    ("vlans", "{id: 10, link: eth1}", "eth0"),
+    ("nm-devices", "{networkmanager: {uuid: x}}", None),
+])
+def test_kernel_name(tmp_path: Path, section: str, body: str, name: str | None) -> None:
+    interfaces = read_one(tmp_path, f"network:\n  {section}:\n    eth0: {body}\n")
+    assert interfaces["eth0"].name == name
+    assert interfaces["eth0"].kind == section
+
+
+# --- renderer -----------------------------------------------------------------------------------
+
+def test_renderer_definition_beats_section_beats_network(tmp_path: Path) -> None:
+    interfaces = read_one(tmp_path, """\
+        network:
+          renderer: NetworkManager
+          ethernets:
+            plain: {}
+            renderer: networkd
+            in-section: {}
+            own: {renderer: NetworkManager}
+          bridges:
+            br0: {}
+        """)
+    assert {i: d.renderer for i, d in interfaces.items()} == {
+        "plain": "NetworkManager", "in-section": "networkd", "own": "NetworkManager", "br0": "NetworkManager"}
+
+
+def test_renderer_defaults_to_networkd(tmp_path: Path) -> None:
+    facts = read_netplan(make_root(tmp_path, {"etc/netplan/50.yaml": "network:\n  ethernets:\n    eth0: {}\n"}))
+    assert (facts.default_renderer, facts.interfaces["eth0"].renderer) == ("networkd", "networkd")
+
+
+def test_renderer_across_files(tmp_path: Path) -> None:
+    """The last network-wide renderer applies to every file; a section renderer only where the ID is first defined.
+
+    Checked with ``/lib/netplan/generate`` 0.106: it writes netplan-early.nmconnection and 10-netplan-sectioned.network.
+    """
+    root = make_root(tmp_path, {
+        "etc/netplan/10.yaml": """\
+            network:
+              ethernets:
+                early: {}
+                renderer: networkd
+                sectioned: {}
+            """,
+        "etc/netplan/20.yaml": """\
+            network:
+              ethernets:
+                renderer: NetworkManager
+                sectioned: {dhcp4: yes}
+            """,
+        "etc/netplan/30.yaml": "network:\n  renderer: NetworkManager\n"})
+    facts = read_netplan(root)
+    assert facts.default_renderer == "NetworkManager"
+    assert facts.interfaces["early"].renderer == "NetworkManager"
+    assert facts.interfaces["sectioned"].renderer == "networkd"
+
+
+# --- misplaced stanza ---------------------------------------------------------------------------
+
+def test_multiuplink_keys_in_netplan_files_are_reported_where_they_stand(tmp_path: Path) -> None:
+    root = make_root(tmp_path, {
+        "etc/netplan/10.yaml": """\
+            multiuplink: {}
+            network:
+              version: 2
+              multiuplink:
+                uplinks: {}
+              ethernets:
+                eth0:
+                  dhcp4: yes
+                  multiuplink: {mark: 1}
+                multiuplink: {dhcp4: yes}
+            """,
+        "run/netplan/20.yaml": "network:\n  bonds:\n    bond0: {multiuplink: 1}\n"})
+    facts = read_netplan(root)
+    shown = f"{root}/etc/netplan/10.yaml"
+    assert facts.misplaced == (Position(shown, 1, 1), Position(shown, 4, 3), Position(shown, 9, 7),
+                               Position(f"{root}/run/netplan/20.yaml", 3, 13))
+    assert "multiuplink" in facts.interfaces  # an ethernet with that ID is valid netplan
+
+
+# --- addresses and DHCP -------------------------------------------------------------------------
+
+def test_addresses_in_both_forms(tmp_path: Path) -> None:
+    interfaces = read_one(tmp_path, """\
+        network:
+          ethernets:
+            eth0:
+              addresses:
+                - 192.0.2.2/24
+                - 192.0.2.3/24:
+                    label: eth0:backup
+                    lifetime: 0
+                - "2001:db8::2/64"
+                - 192.0.2.2/24
+        """)
+    assert [str(a) for a in interfaces["eth0"].addresses] == ["192.0.2.2/24", "192.0.2.3/24", "2001:db8::2/64"]
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("yes", True), ("no", False), ("true", True), ("false", False), ("on", True), ("off", False),
+    ("y", True), ("n", False), ("Y", True), ("TRUE", True), ("'yes'", True), ("maybe", False), ("1", False)])
+def test_netplan_booleans(tmp_path: Path, text: str, value: bool) -> None:
+    interfaces = read_one(tmp_path, f"network:\n  ethernets:\n    eth0:\n      dhcp4: {text}\n      dhcp6: {text}\n")
+    assert (interfaces["eth0"].dhcp4, interfaces["eth0"].dhcp6) == (value, value)
+
+
+# --- default gateways ---------------------------------------------------------------------------
+
+def only_gateway(tmp_path: Path, routes: str, extra: str = "") -> NetplanInterface:
+    interfaces = read_one(tmp_path, f"network:\n  ethernets:\n    eth0:\n{extra}      routes:\n{routes}")
+    return interfaces["eth0"]
+
+
+@pytest.mark.parametrize("form", ["default", "0.0.0.0/0", "0.0.0.0/0.0.0.0", "10.0.0.0/0"])
+def test_ipv4_default_route_forms(tmp_path: Path, form: str) -> None:
+    eth0 = only_gateway(tmp_path, f"        - to: {form}\n          via: 192.0.2.1\n")
+    assert (eth0.gateway4, eth0.gateway4_on_link, eth0.gateway4_table, eth0.gateway6) == (
+        ipaddress.IPv4Address("192.0.2.1"), False, 254, None)
+
+
+def test_gateway4_key(tmp_path: Path) -> None:
+    eth0 = read_one(tmp_path, "network:\n  ethernets:\n    eth0:\n      gateway4: 192.0.2.1\n")["eth0"]
+    assert (str(eth0.gateway4), eth0.gateway4_table) == ("192.0.2.1", 254)
+
+
+def test_on_link(tmp_path: Path) -> None:
+    eth0 = only_gateway(tmp_path, "        - to: default\n          via: 9.9.9.9\n          on-link: true\n"
+                                  "        - to: ::/0\n          via: fe80::1\n          on-link: yes\n")
+    assert (str(eth0.gateway4), eth0.gateway4_on_link) == ("9.9.9.9", True)
+    assert (str(eth0.gateway6), eth0.gateway6_on_link) == ("fe80::1", True)
+
+
+def test_ipv6_default_routes_do_not_make_an_ipv4_gateway(tmp_path: Path) -> None:
+    eth0 = only_gateway(tmp_path, "        - to: default\n          via: 2001:db8::1\n", "      gateway6: fe80::9\n")
+    assert (eth0.gateway4, str(eth0.gateway6)) == (None, "fe80::9")
+
+
+def test_lowest_metric_wins_and_gateway4_counts_as_metric_0(tmp_path: Path) -> None:
+    eth0 = only_gateway(tmp_path, "        - {to: default, via: 10.0.0.1, metric: 200}\n"
+                                  "        - {to: 0.0.0.0/0, via: 11.0.0.1, metric: 100}\n")
+    assert str(eth0.gateway4) == "11.0.0.1"
+    eth0 = only_gateway(tmp_path, "        - {to: default, via: 10.0.0.1, metric: 1}\n", "      gateway4: 12.0.0.1\n")
+    assert str(eth0.gateway4) == "12.0.0.1"
+
+
+def test_main_table_preferred_then_other_tables(tmp_path: Path) -> None:
+    eth0 = only_gateway(tmp_path, "        - {to: default, via: 10.0.0.1, table: 100, metric: 1}\n"
+                                  "        - {to: default, via: 10.0.0.2, table: 254, metric: 500}\n")
+    assert (str(eth0.gateway4), eth0.gateway4_table) == ("10.0.0.2", 254)
+    eth0 = only_gateway(tmp_path, "        - {to: default, via: 10.0.0.1, table: 100, metric: 9}\n"
+                                  "        - {to: default, via: 10.0.0.3, table: 0}\n"
+                                  "        - {to: default, via: 10.0.0.2, table: 101, metric: 5}\n")
+    assert (str(eth0.gateway4), eth0.gateway4_table) == ("10.0.0.3", 254), "netplan reads table 0 as unset"
+
+
+@pytest.mark.parametrize("route", [
+    "{to: 0.0.0.0, via: 10.0.0.1}",                 # networkd reads it as 0.0.0.0/32
+    "{to: default, via: 10.0.0.1, type: local}",
+    "{to: 0.0.0.0/0, type: unreachable}",
+    "{to: 10.0.0.0/8, via: 10.0.0.1}",
+    "{to: default}",
+    "{to: default, via: not-an-address}",
+])
+def test_not_a_default_gateway(tmp_path: Path, route: str) -> None:
+    assert only_gateway(tmp_path, f"        - {route}\n").gateway4 is None
+
+
+def test_vrf_routes_and_members_use_the_vrf_table(tmp_path: Path) -> None:
+    interfaces = read_one(tmp_path, """\
+        network:
+          ethernets:
+            eth1:
+              addresses: [10.1.0.2/24]
+              routes: [{to: default, via: 10.1.0.1}]
+          vrfs:
+            blue:
+              table: 1005
+              interfaces: [eth1]
+              routes: [{to: default, via: 10.10.10.4}]
+        """)
+    assert (str(interfaces["blue"].gateway4), interfaces["blue"].gateway4_table) == ("10.10.10.4", 1005)
+    assert (str(interfaces["eth1"].gateway4), interfaces["eth1"].gateway4_table) == ("10.1.0.1", 1005)
+
+
+# --- robustness ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "",
+    "# only a comment\n",
+    "[1, 2]\n",
+    "network: [ethernets]\n",
+    "network:\n  ethernets: [eth0]\n",
+    "network:\n  ethernets:\n    eth0: up\n",
+    "network:\n  ethernets:\n    eth0: {addresses: 10.0.0.1/24, routes: {to: default}, gateway4: [1]}\n",
+    "network:\n  ethernets:\n    eth0:\n      addresses: [[1], {a: 1, b: 2}, 10.0.0.1, 10.0.0.300/24, ~]\n",
+    "network:\n  ethernets:\n    eth0:\n      routes: [default, [1], {to: [default], via: {a: 1}}, {metric: x}]\n",
+    "network:\n  ethernets:\n    eth0: {match: name, set-name: [a]}\n",
+    "network:\n  ethernets:\n    ? [complex, key]\n    : {}\n    eth0: {}\n",
+    "network:\n  ethernets:\n    eth0: &loop {routes: [*loop]}\n",
+    "network:\n  renderer: [x]\n  ethernets:\n    renderer: {}\n    eth0: {renderer: 7}\n",
+    "network:\n  vrfs:\n    v: {table: x, interfaces: eth0}\n",
+])
+def test_wrong_types_are_skipped_silently(tmp_path: Path, text: str) -> None:
+    facts = read_netplan(make_root(tmp_path, {"etc/netplan/50.yaml": text}))
+    for interface in facts.interfaces.values():
+        assert interface.gateway4 is None
+
+
+def test_deeply_nested_values_do_not_crash(tmp_path: Path) -> None:
+    nested = "[" * 900 + "]" * 900
+    interfaces = read_one(tmp_path, f"network:\n  ethernets:\n    eth0: {{dhcp4: yes, junk: {nested}}}\n")
+    assert interfaces["eth0"].dhcp4 is True
+
+
+def test_yaml_syntax_error_is_a_config_error_at_its_place(tmp_path: Path) -> None:
+    root = make_root(tmp_path, {"etc/netplan/50.yaml": "network:\n  ethernets:\n    eth0: {dhcp4: yes\n"})
+    with pytest.raises(ConfigError) as caught:
+        read_netplan(root)
+    assert caught.value.position is not None
+    assert caught.value.position.path == f"{root}/etc/netplan/50.yaml"
+    assert caught.value.message.startswith("invalid YAML")
+
+
+def test_pathological_nesting_is_a_config_error_not_a_segfault(tmp_path: Path) -> None:
+    """libyaml's composer recurses in C; some 30000 nested levels kill the process."""
+    root = make_root(tmp_path, {"etc/netplan/50.yaml": "network: " + "[" * 60000 + "]" * 60000 + "\n"})
+    with pytest.raises(ConfigError, match="list items and brackets"):
+        read_netplan(root)
