@@ -1,0 +1,139 @@
+#!/usr/bin/python3
+"""Boot-path cost of the multiuplink generator, as ratios to baselines measured in the same run.
+
+Baselines: netplan's own C generator (``/lib/netplan/generate --root-dir``)
+on the same netplan config, and a bare ``python3 -I -S -c pass``. Runs are
+interleaved round-robin so machine noise hits every command alike; medians
+are compared. Prints ratios only (and the targets), never bare times.
+
+    /usr/bin/python3 bench/bench_generator.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+GENERATOR = REPO / "units" / "multiuplink-generator"
+NETPLAN_GENERATE = "/lib/netplan/generate"
+TARGETS = {"cold": 3.0, "unchanged": 1.5}
+NO_STANZA_TARGET = 1.2
+
+
+def netplan_yaml(uplinks: int) -> str:
+    lines = ["network:", "  version: 2", "  renderer: networkd", "  ethernets:"]
+    for i in range(uplinks):
+        lines += [f"    up{i}:", f"      addresses: [10.{i // 256}.{i % 256}.2/24]",
+                  f"      routes: [{{to: default, via: 10.{i // 256}.{i % 256}.1, metric: {100 + i}}}]"]
+    return "\n".join(lines) + "\n"
+
+
+def stanza_yaml(uplinks: int) -> str:
+    lines = ["network:", "  multiuplink:", "    uplinks:"]
+    lines += [f"      isp{i}: {{interface: up{i}}}" for i in range(uplinks)]
+    return "\n".join(lines) + "\n"
+
+
+def make_root(base: Path, uplinks: int, with_stanza: bool) -> Path:
+    root = base / f"root-{uplinks}-{'stanza' if with_stanza else 'plain'}"
+    (root / "etc/netplan/multiuplink.d").mkdir(parents=True)
+    (root / "etc/netplan/50-uplinks.yaml").write_text(netplan_yaml(uplinks))
+    (root / "etc/netplan/50-uplinks.yaml").chmod(0o600)  # netplan warns about readable configs
+    if with_stanza:
+        (root / "etc/netplan/multiuplink.d/uplinks.yaml").write_text(stanza_yaml(uplinks))
+    return root
+
+
+def timed(argv: list[str], env: dict[str, str], prepare: object = None) -> float:
+    if callable(prepare):
+        prepare()
+    start = time.perf_counter()
+    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def run_suite(uplinks: int, runs: int, base: Path) -> dict[str, float]:
+    stanza_root = make_root(base, uplinks, True)
+    plain_root = make_root(base, uplinks, False)
+    out = base / f"out-{uplinks}"
+    env = dict(os.environ)
+    cache = stanza_root / "var/lib/multiuplink/validated"
+
+    def generator(root: Path) -> tuple[list[str], dict[str, str]]:
+        return [str(GENERATOR), str(out), str(out), str(out)], {**env, "MULTIUPLINK_ROOT_DIR": str(root)}
+
+    def clear_out() -> None:
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir()
+
+    def cold() -> None:
+        clear_out()
+        cache.unlink(missing_ok=True)
+
+    # Record "inputs valid" the way a successful boot-time apply does.
+    subprocess.run([sys.executable, "-m", "multiuplink_networkd", "generate", "--root-dir", str(stanza_root)],
+                   cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    sys.path.insert(0, str(REPO))
+    from multiuplink_networkd import __version__, paths
+
+    fingerprint = paths.fingerprint(str(stanza_root), __version__)
+
+    def unchanged() -> None:
+        clear_out()
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(fingerprint)
+
+    netplan_out = base / f"netplan-{uplinks}"
+    commands = {
+        "netplan": (lambda: ([NETPLAN_GENERATE, "--root-dir", str(stanza_root)], env), None),
+        "python": (lambda: (["/usr/bin/python3", "-I", "-S", "-c", "pass"], env), None),
+        "cold": (lambda: generator(stanza_root), cold),
+        "unchanged": (lambda: generator(stanza_root), unchanged),
+        "no-stanza": (lambda: generator(plain_root), clear_out),
+        "generate-cli": (lambda: (["/usr/bin/python3", "-m", "multiuplink_networkd", "generate", "--root-dir",
+                                   str(netplan_out)], {**env, "PYTHONPATH": str(REPO)}), None),
+    }
+    shutil.copytree(stanza_root, netplan_out)
+    for check in ("cold", "unchanged"):  # both paths must really enable the unit, or we time a failure
+        argv, run_env = commands[check][0]()
+        timed(argv, run_env, commands[check][1])
+        (out / "multi-user.target.wants" / "multiuplink-configure.service").lstat()
+    samples: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, (argv_env, prepare) in commands.items():
+            argv, run_env = argv_env()
+            samples[name].append(timed(argv, run_env, prepare))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=40)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mu-bench-") as tmp:
+        for uplinks in (2, 128):
+            medians = run_suite(uplinks, args.runs, Path(tmp))
+            netplan, python = medians["netplan"], medians["python"]
+            print(f"{uplinks} uplinks, median of {args.runs} interleaved runs:")
+            for case, target in TARGETS.items():
+                ratio = medians[case] / netplan
+                print(f"  generator {case:<10} {ratio:5.2f}x netplan's generator (target <= {target}x)"
+                      f"{'' if ratio <= target else '  OVER TARGET'}")
+            ratio = medians["no-stanza"] / python
+            print(f"  generator no-stanza  {ratio:5.2f}x bare python3 -I -S (target <= {NO_STANZA_TARGET}x)"
+                  f"{'' if ratio <= NO_STANZA_TARGET else '  OVER TARGET'}")
+            print(f"  'multiuplink generate' (full render) {medians['generate-cli'] / netplan:5.2f}x netplan's generator")
+            print(f"  (netplan's generator itself: {netplan / python:4.2f}x bare python3)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
