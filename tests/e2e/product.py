@@ -1,0 +1,104 @@
+"""Run the product as a user would, inside a test's namespaces.
+
+A ``Host`` is the BCP38 topology with a real systemd-networkd (and private
+D-Bus) in the host namespace, configured from netplan's own output for the
+example YAML; ``multiuplink(...)`` runs our CLI there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from . import netns
+from .networkd import NETWORKD, Networkd
+from .topology import GATEWAY, HOST_IFNAME, Topology
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "two-isps"
+NETPLAN_GENERATE = "/lib/netplan/generate"
+STANZA = "etc/netplan/multiuplink.d/uplinks.yaml"
+RULE = {"isp1": "fwmark 0x1000000/0xff000000 lookup 101", "isp2": "fwmark 0x2000000/0xff000000 lookup 102"}
+TABLE_ROUTE = {"isp1": ("101", f"default via {GATEWAY['isp1']} dev eth1"),
+               "isp2": ("102", f"default via {GATEWAY['isp2']} dev eth2")}
+
+
+def require_networkd() -> None:
+    reason = netns.skip_reason()
+    missing = [t for t in (NETWORKD, NETPLAN_GENERATE) if not os.access(t, os.X_OK)]
+    missing += [t for t in ("dbus-daemon", "busctl", "networkctl") if not shutil.which(t)]
+    if reason or missing:
+        pytest.skip(reason or f"needs {', '.join(missing)} (packages systemd, netplan.io, dbus)")
+
+
+def netplan_generate(root: Path) -> None:
+    """What netplan's own generator does at boot (and on ``netplan generate``)."""
+    for yaml in (root / "etc/netplan").glob("*.yaml"):
+        yaml.chmod(0o600)  # netplan warns about world-readable configs
+    netns.run_cmd([NETPLAN_GENERATE, "--root-dir", str(root)])
+
+
+class Host:
+    """Topology + real networkd in the host netns, configured by netplan from ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._stack = ExitStack()
+
+    def __enter__(self) -> "Host":
+        shutil.copytree(EXAMPLE, self.root, dirs_exist_ok=True)
+        netplan_generate(self.root)
+        self.topology = self._stack.enter_context(Topology(configure_host=False))
+        self.networkd = self._stack.enter_context(
+            Networkd(self.topology.host_ns, str(self.root / "run/systemd/network")))
+        for ifname in ("eth1", "eth2"):
+            self.networkd.wait_configured(ifname)
+        self._stack.enter_context(self.topology.serve_http())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    @property
+    def stanza(self) -> Path:
+        return self.root / STANZA
+
+    def multiuplink(self, *args: str, path: str | None = None, check_code: int | None = 0,
+                    bus: bool = True) -> subprocess.CompletedProcess[str]:
+        """Our CLI in the host netns (``bus``: pointed at its networkd's private D-Bus)."""
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env["DBUS_SYSTEM_BUS_ADDRESS"] = self.networkd.dbus_address if bus else "unix:path=/nonexistent"
+        if path:
+            env["PATH"] = path
+        done = subprocess.run(["ip", "netns", "exec", self.topology.host_ns, sys.executable, "-m",
+                               "multiuplink_networkd", *args, "--root-dir", str(self.root)],
+                              capture_output=True, text=True, env=env, timeout=60)
+        if check_code is not None:
+            assert done.returncode == check_code, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+        return done
+
+    def rules(self) -> str:
+        return netns.ip(self.topology.host_ns, "rule", "show").stdout
+
+    def table(self, table: str) -> str:
+        return netns.ip(self.topology.host_ns, "route", "show", "table", table, check=False).stdout
+
+    def rp_filter(self, ifname: str) -> str:
+        return netns.read_sysctl(self.topology.host_ns, f"net.ipv4.conf.{ifname}.rp_filter")
+
+    def nft(self) -> str:
+        return netns.run(self.topology.host_ns, "nft", "list", "ruleset").stdout
+
+    def wait_uplinks(self, *isps: str) -> None:
+        """Until networkd has installed the rules and table routes of ``isps``."""
+        for isp in isps:
+            self.networkd.wait_configured(HOST_IFNAME[isp], rules=[RULE[isp]], routes=[TABLE_ROUTE[isp]])
+
+    def reachable(self) -> dict[str, bool]:
+        return {isp: self.topology.tcp_reachable(isp) for isp in ("isp1", "isp2")}

@@ -1,0 +1,105 @@
+"""``multiuplink apply`` against a real systemd-networkd over real D-Bus, proven with real TCP.
+
+The host sits behind two ISPs that drop spoofed sources (BCP38): a reply that
+leaves through the wrong ISP, or with the wrong source, never arrives.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from . import netns
+from .product import RULE, TABLE_ROUTE, Host, require_networkd
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def host(tmp_path: Path):
+    require_networkd()
+    with Host(tmp_path / "root") as running:
+        yield running
+
+
+def test_apply_makes_both_isps_answer_and_second_apply_is_a_noop(host: Host) -> None:
+    assert host.reachable() == {"isp1": True, "isp2": False}, "netplan alone answers only via the main default"
+    out = host.multiuplink("apply").stdout
+    assert "changed netfilter" in out
+    host.wait_uplinks("isp1", "isp2")
+    assert host.reachable() == {"isp1": True, "isp2": True}
+    assert RULE["isp1"] in host.rules() and "proto static" in host.rules(), "rules are owned by networkd"
+    for table, route in TABLE_ROUTE.values():
+        assert route in host.table(table)
+    assert "192.0.2.0/24 dev eth2 proto static scope link" in host.table("102")
+    assert host.rp_filter("eth1") == host.rp_filter("eth2") == "2"
+    assert host.multiuplink("apply").stdout.strip() == "unchanged: nothing to do"
+
+
+def test_removing_an_uplink_removes_all_of_it(host: Host) -> None:
+    host.multiuplink("apply")
+    host.wait_uplinks("isp1", "isp2")
+    host.stanza.write_text(host.stanza.read_text().replace("      isp2: {interface: eth2, mark: 2, table: 102}\n", ""))
+    out = host.multiuplink("apply").stdout
+    assert "changed run/systemd/network/10-netplan-eth2.network.d/50-multiuplink.conf" in out
+    netns.wait_for(lambda: RULE["isp2"] not in host.rules() and not host.table("102").strip(), 15,
+                   "networkd to drop isp2's rule and table", diagnose=host.networkd.diagnose)
+    assert RULE["isp1"] in host.rules()
+    assert "restore_isp2" not in host.nft() and "restore_isp1" in host.nft()
+    assert host.rp_filter("eth2") == "1", "back to the namespace default"
+    assert host.reachable() == {"isp1": True, "isp2": False}
+    host.stanza.unlink()
+    host.multiuplink("apply")
+    netns.wait_for(lambda: "lookup 101" not in host.rules(), 15, "isp1's rule to go")
+    assert "multiuplink" not in host.nft()
+    assert not list((host.root / "run").rglob("*multiuplink*.conf"))
+
+
+def test_invalid_stanza_changes_nothing(host: Host) -> None:
+    host.multiuplink("apply")
+    host.wait_uplinks("isp1", "isp2")
+    before = (host.rules(), host.nft(), host.table("102"))
+    host.stanza.write_text(host.stanza.read_text().replace("mark: 2", "mark: 1"))
+    done = host.multiuplink("apply", check_code=1)
+    assert "uplinks.yaml:7:37: mark 1 of uplink 'isp2' is already used by uplink 'isp1'" in done.stderr
+    assert (host.rules(), host.nft(), host.table("102")) == before
+    assert host.reachable() == {"isp1": True, "isp2": True}
+
+
+def test_failed_ruleset_load_rolls_everything_back(host: Host, tmp_path: Path) -> None:
+    host.multiuplink("apply")
+    host.wait_uplinks("isp1", "isp2")
+    before = (host.rules(), host.nft(), sorted(p.read_text() for p in (host.root / "run").rglob("*.conf")))
+    broken = tmp_path / "bin"
+    broken.mkdir()
+    (broken / "nft").write_text("#!/bin/sh\necho 'Error: injected failure' >&2\nexit 1\n")
+    (broken / "nft").chmod(0o755)
+    host.stanza.write_text(host.stanza.read_text().replace("      isp2: {interface: eth2, mark: 2, table: 102}\n", ""))
+    done = host.multiuplink("apply", path=f"{broken}:/usr/sbin:/usr/bin:/sbin:/bin", check_code=3)
+    assert "injected failure" in done.stderr and "previous configuration was restored" in done.stderr
+    after = (host.rules(), host.nft(), sorted(p.read_text() for p in (host.root / "run").rglob("*.conf")))
+    assert after == before
+    assert host.rp_filter("eth2") == "2"
+    assert host.reachable() == {"isp1": True, "isp2": True}
+
+
+def test_networkd_not_running_is_said_clearly(host: Host) -> None:
+    done = host.multiuplink("apply", bus=False, check_code=4)
+    assert "cannot reach the system D-Bus" in done.stderr or "not running" in done.stderr
+    assert "networkd installs the rules and routes when it starts" in done.stderr
+
+
+def test_concurrent_applies_are_serialised(host: Host) -> None:
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(host.multiuplink("apply", check_code=None)))
+               for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r.returncode for r in results) == [0, 0, 0], [r.stderr for r in results]
+    assert sum("changed netfilter" in r.stdout for r in results) == 1, "exactly one run did the work"
+    host.wait_uplinks("isp1", "isp2")
+    assert host.reachable() == {"isp1": True, "isp2": True}
