@@ -1,0 +1,65 @@
+"""Every ruleset the golden cases render is loaded by the real loaders, twice (reloads must be idempotent)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from . import netns
+from .product import REPO, Host, require_networkd
+
+pytestmark = pytest.mark.e2e
+CASES = Path(__file__).resolve().parents[1] / "cases"
+NFT_CASES = sorted(p.parents[3].name for p in CASES.glob("*/expected/run/multiuplink/ruleset.nft"))
+
+
+@pytest.fixture
+def namespace():
+    reason = netns.skip_reason()
+    if reason:
+        pytest.skip(reason)
+    name = netns.unique_prefix()
+    netns.add(name)
+    yield name
+    netns.delete(name)
+
+
+@pytest.mark.parametrize("case", NFT_CASES)
+def test_nft_ruleset_loads_twice(case: str, namespace: str) -> None:
+    ruleset = (CASES / case / "expected/run/multiuplink/ruleset.nft").read_text()
+    for _ in range(2):
+        netns.run(namespace, "nft", "-f", "-", input=ruleset)
+    listed = netns.run(namespace, "nft", "list", "table", "inet", "multiuplink").stdout
+    chains = [line.split()[1] for line in ruleset.splitlines() if line.strip().startswith("chain ")]
+    assert chains and all(f"chain {c} {{" in listed for c in chains)
+    assert netns.run(namespace, "nft", "list", "tables").stdout.count("multiuplink") == 1
+
+
+def test_iptables_ruleset_loads_twice_beside_foreign_rules(namespace: str, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    shutil.copytree(CASES / "iptables-backend" / "input", root)
+    foreign = "-A PREROUTING -i eth9 -j MARK --set-xmark 0x4000/0x4000"
+    netns.run(namespace, "iptables-restore", "--noflush", input=f"*mangle\n{foreign}\nCOMMIT\n")
+    for _ in range(2):
+        netns.run(namespace, "env", f"PYTHONPATH={REPO}", sys.executable, "-m", "multiuplink_networkd",
+                  "apply", "--boot", "--root-dir", str(root))
+        (root / "run/multiuplink/ruleset.iptables").unlink()  # so the next apply loads it again
+    saved = netns.run(namespace, "iptables-save", "-t", "mangle").stdout
+    assert saved.count("-A PREROUTING -j MULTIUPLINK_PREROUTING") == 1
+    assert saved.count("-A OUTPUT -j MULTIUPLINK_OUTPUT") == 1
+    assert "-A MULTIUPLINK_PREROUTING -i eth2 -j CONNMARK --set-xmark 0x2000000/0xff000000" in saved
+    assert foreign in saved, "other rules stay"
+
+
+def test_iptables_backend_answers_via_both_isps(tmp_path: Path) -> None:
+    require_networkd()
+    with Host(tmp_path / "root") as host:
+        host.stanza.write_text(host.stanza.read_text().replace("  multiuplink:\n",
+                                                               "  multiuplink:\n    backend: iptables\n"))
+        host.multiuplink("apply")
+        host.wait_uplinks("isp1", "isp2")
+        assert "table inet multiuplink" not in host.nft()
+        assert host.reachable() == {"isp1": True, "isp2": True}
