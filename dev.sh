@@ -1,0 +1,38 @@
+#!/bin/bash
+# The two commands for a fresh Debian 12 machine, as root (README.md, .ci/run):
+#   ./dev.sh demo   installs what is needed, then shows the product at work in network namespaces
+#   ./dev.sh test   installs what is needed, then runs every test (pytest; privileged e2e tests included)
+set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")"
+
+APT_PACKAGES=(
+    # the product and what it drives
+    python3 python3-venv python3-yaml python3-jsonschema python3-configobj python3-dbus-next
+    nftables iptables iproute2 netplan.io systemd dbus
+    # the tests: namespaces, traffic, real boots, the Debian package
+    python3-pytest conntrack curl debootstrap systemd-container
+    debhelper dh-python pybuild-plugin-pyproject python3-setuptools python3-all lintian devscripts man-db groff-base
+)
+
+setup() {
+    local missing=()
+    for package in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+    done
+    if ((${#missing[@]})); then
+        echo "dev.sh: installing ${missing[*]}" >&2
+        apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    fi
+    # Debian's interpreter with Debian's python3-* packages: what runs on a user's host.
+    if [ ! -x .venv/bin/python ]; then
+        /usr/bin/python3 -m venv --system-site-packages .venv
+    fi
+    .venv/bin/python -m pip install -q --no-build-isolation --no-deps --disable-pip-version-check -e .
+}
+
+case "${1:-}" in
+    demo) setup; exec .venv/bin/python examples/demo.py ;;
+    test) setup; shift; exec .venv/bin/python -m pytest "$@" ;;
+    *) echo "usage: $0 demo|test [pytest arguments]" >&2; exit 2 ;;
+esac
