@@ -10,7 +10,7 @@ APT_PACKAGES=(
     python3 python3-venv python3-yaml python3-jsonschema python3-configobj python3-dbus-next
     nftables iptables iproute2 netplan.io systemd dbus
     # the tests: namespaces, traffic, real boots, the Debian package
-    python3-pytest conntrack curl debootstrap systemd-container
+    python3-pytest conntrack curl iputils-ping debootstrap systemd-container
     debhelper dh-python pybuild-plugin-pyproject python3-setuptools python3-all lintian devscripts man-db groff-base
 )
 
@@ -29,6 +29,9 @@ setup() {
         /usr/bin/python3 -m venv --system-site-packages .venv
     fi
     .venv/bin/python -m pip install -q --no-build-isolation --no-deps --disable-pip-version-check -e .
+    # Linters run as tests; pinned so a new release cannot turn CI red on its own.
+    .venv/bin/python -m pip install -q --disable-pip-version-check ruff==0.17.6 mypy==2.4.1 \
+        types-PyYAML==6.0.12.20261113
 }
 
 case "${1:-}" in

@@ -130,7 +130,8 @@ def main() -> int:
             ratio = medians["no-stanza"] / python
             print(f"  generator no-stanza  {ratio:5.2f}x bare python3 -I -S (target <= {NO_STANZA_TARGET}x)"
                   f"{'' if ratio <= NO_STANZA_TARGET else '  OVER TARGET'}")
-            print(f"  'multiuplink generate' (full render) {medians['generate-cli'] / netplan:5.2f}x netplan's generator")
+            full_render = medians["generate-cli"] / netplan
+            print(f"  'multiuplink generate' (full render) {full_render:5.2f}x netplan's generator")
             print(f"  (netplan's generator itself: {netplan / python:4.2f}x bare python3)")
     return 0
 

@@ -9,6 +9,7 @@ outside the namespaces it creates is touched.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import tempfile
 import time
@@ -16,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.e2e import netns  # noqa: E402
-from tests.e2e.product import STANZA, Host  # noqa: E402
-from tests.e2e.topology import HOST_ADDR  # noqa: E402
+from tests.e2e import netns
+from tests.e2e.product import STANZA, Host
+from tests.e2e.topology import HOST_ADDR
 
 
 def show(title: str, host: Host) -> None:
@@ -38,11 +39,16 @@ def main() -> int:
         print(f"\nThe stanza, /{STANZA}:")
         print("".join(f"  | {line}\n" for line in host.stanza.read_text().splitlines()), end="")
         show("Before (netplan alone: every reply leaves via the main default route, isp1):", host)
+        ping = subprocess.Popen(["ip", "netns", "exec", host.topology.client_ns, "ping", "-q", "-i", "0.01", "-c",
+                                 "150", HOST_ADDR["isp1"]], stdout=subprocess.PIPE, text=True)
+        time.sleep(0.3)
         started = time.monotonic()
         applied = host.multiuplink("apply")
         host.wait_uplinks("isp1", "isp2")
         took = time.monotonic() - started
-        print(f"\n$ multiuplink apply   ({took:.2f} s until networkd installed the rules)")
+        summary = [line for line in ping.communicate()[0].splitlines() if "transmitted" in line]
+        print(f"\n$ multiuplink apply   ({took:.2f} s until networkd installed the rules; pings via isp1 "
+              f"every 10 ms meanwhile: {summary[0] if summary else 'ping not installed'})")
         print("".join(f"  {line}\n" for line in applied.stdout.splitlines()), end="")
         print("\n$ ip rule   (the policy rules networkd now owns)")
         print("".join(f"  {line}\n" for line in host.rules().splitlines() if "fwmark" in line), end="")

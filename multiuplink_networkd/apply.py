@@ -1,7 +1,8 @@
 """``multiuplink apply``: make the running host match the stanza, or leave it as it was.
 
 Order: ruleset (one atomic transaction), sysctls, drop-ins, then networkd over
-D-Bus. Every step is undone if a later one fails. Runs are serialised by a
+D-Bus, checked on the live rules (networkd_sync). Every step is undone if a
+later one fails. Runs are serialised by a
 lock; a run that finds nothing to change touches nothing.
 """
 
@@ -9,16 +10,16 @@ from __future__ import annotations
 
 import fcntl
 import os
-import socket
 from contextlib import contextmanager
 
-from . import __version__, loader, netplan, paths, stanza, writer
+from . import __version__, loader, netplan, networkd_sync, paths, stanza, writer
 from .loader import LoadError
+from .networkd_sync import NetworkdDown, NetworkdFailed
 from .render import render
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Iterator
+    from collections.abc import Iterator
 
     from .model import Settings
 
@@ -27,14 +28,6 @@ LOCK_FILE = paths.STATE_DIR + "/lock"
 
 class ApplyError(Exception):
     """A step failed; the previous configuration was restored."""
-
-
-class _NetworkdFailed(Exception):
-    """networkd refused a call: roll back, unlike NetworkdDown."""
-
-
-class NetworkdDown(Exception):
-    """Files and kernel state are applied, but networkd is not running to pick up the drop-ins."""
 
 
 @contextmanager
@@ -102,22 +95,20 @@ def _remember_valid_inputs(root: str, inputs: str) -> None:
             pass  # read-only /var: harmless
 
 
-def _dropins(changed: list[str]) -> list[str]:
-    return [rel for rel in changed if rel.startswith(paths.NETWORKD_DIR + "/")]
-
-
-def _link_indexes(root: str, dropins: list[str]) -> list[int]:
-    """ifindexes of the links whose drop-in was written or removed (netplan ID → kernel name → index)."""
-    ids = {rel.split("/")[3][len("10-netplan-"):-len(".network.d")] for rel in dropins}
-    facts = netplan.read_netplan(root)
-    indexes = []
-    for netplan_id in sorted(ids):
-        definition = facts.interfaces.get(netplan_id)
-        try:
-            indexes.append(socket.if_nametoindex(definition.name if definition else netplan_id))
-        except OSError:
-            pass  # not there yet: networkd configures it with the drop-in when it appears
-    return indexes
+def _changed_links(root: str, before: dict[str, str], files: dict[str, str],
+                   touched: list[str]) -> list[networkd_sync.Link]:
+    """The links whose drop-in was written or removed (netplan ID → kernel name via netplan's YAML)."""
+    dropins = [rel for rel in touched if rel.startswith(paths.NETWORKD_DIR + "/")]
+    if not dropins:
+        return []
+    interfaces = netplan.read_netplan(root).interfaces
+    links = []
+    for rel in dropins:
+        netplan_id = rel.split("/")[3][len("10-netplan-"):-len(".network.d")]
+        definition = interfaces.get(netplan_id)
+        name = definition.name if definition and definition.name else netplan_id
+        links.append(networkd_sync.Link(name, before.get(rel), files.get(rel)))
+    return links
 
 
 def apply(root: str = "/", boot: bool = False) -> list[str]:
@@ -147,30 +138,18 @@ def apply(root: str = "/", boot: bool = False) -> list[str]:
                 loader.write_rp_filter(name, value)
             changes = writer.write_tree(root, files)
             done.append("files")
-            if not boot and _dropins(changes.touched()):
-                _reload_networkd(_link_indexes(root, _dropins(changes.touched())))
-        except (LoadError, OSError, _NetworkdFailed) as error:
-            _roll_back(root, before, netfilter if "netfilter" in done else None, old_rp_filter,
-                       files_written="files" in done and not boot)
+            links = _changed_links(root, before, files, changes.touched())
+            if links and not boot:
+                networkd_sync.pick_up(links)
+        except (LoadError, OSError, NetworkdFailed) as error:
+            _roll_back(root, before, files, netfilter if "netfilter" in done else None, old_rp_filter,
+                       tell_networkd="files" in done and not boot)
             raise ApplyError(f"{error}; the previous configuration was restored") from None
-        except NetworkdDown:
-            raise
         return changes.touched() + (["netfilter"] if reload_netfilter else [])
 
 
-def _reload_networkd(ifindexes: list[int]) -> None:
-    from . import networkd_bus  # dbus-next only when really needed
-
-    try:
-        networkd_bus.reload(ifindexes)
-    except networkd_bus.NetworkdNotRunning as error:
-        raise NetworkdDown(str(error)) from None
-    except networkd_bus.NetworkdError as error:
-        raise _NetworkdFailed(str(error)) from None
-
-
-def _roll_back(root: str, before: dict[str, str], netfilter: _Netfilter | None,
-               old_rp_filter: dict[str, int | None], files_written: bool) -> None:
+def _roll_back(root: str, before: dict[str, str], files: dict[str, str], netfilter: _Netfilter | None,
+               old_rp_filter: dict[str, int | None], tell_networkd: bool) -> None:
     """Best effort, each step on its own: one failing undo must not stop the others."""
     changes = writer.write_tree(root, before)
     if netfilter is not None:
@@ -181,8 +160,9 @@ def _roll_back(root: str, before: dict[str, str], netfilter: _Netfilter | None,
     for name, value in old_rp_filter.items():
         if value is not None:
             loader.write_rp_filter(name, value)
-    if files_written and _dropins(changes.touched()):
+    links = _changed_links(root, files, before, changes.touched())
+    if tell_networkd and links:
         try:
-            _reload_networkd(_link_indexes(root, _dropins(changes.touched())))
-        except (NetworkdDown, _NetworkdFailed):
+            networkd_sync.pick_up(links)
+        except (NetworkdDown, NetworkdFailed):
             pass

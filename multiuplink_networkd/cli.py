@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _apply(root: str, boot: bool) -> int:
-    from .apply import ApplyError, NetworkdDown, apply
+    from .apply import ApplyError, apply
+    from .networkd_sync import NetworkdDown
 
     try:
         changed = apply(root, boot=boot)

@@ -33,10 +33,11 @@ async def _call(bus: MessageBus, message: Message) -> Message:
     return reply
 
 
-async def _reload(ifindexes: list[int], timeout: float) -> None:
+async def _on_bus(calls: list[Message], timeout: float) -> None:
+    """Send ``calls`` to networkd, after making sure it runs (calling it would D-Bus-activate it)."""
     try:
         bus = await asyncio.wait_for(MessageBus(bus_type=BusType.SYSTEM).connect(), timeout)
-    except (OSError, asyncio.TimeoutError) as error:
+    except (TimeoutError, OSError) as error:
         raise NetworkdNotRunning(f"cannot reach the system D-Bus: {error}") from None
     try:
         owner = await _call(bus, Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
@@ -44,16 +45,22 @@ async def _reload(ifindexes: list[int], timeout: float) -> None:
                                          signature="s", body=[NETWORKD]))
         if not owner.body[0]:
             raise NetworkdNotRunning("systemd-networkd is not running")
-        await asyncio.wait_for(_call(bus, Message(destination=NETWORKD, path=MANAGER_PATH, interface=MANAGER,
-                                                  member="Reload")), timeout)
-        for ifindex in ifindexes:
-            await asyncio.wait_for(_call(bus, Message(destination=NETWORKD, path=MANAGER_PATH, interface=MANAGER,
-                                                      member="ReconfigureLink", signature="i", body=[ifindex])),
-                                   timeout)
+        for message in calls:
+            await asyncio.wait_for(_call(bus, message), timeout)
     finally:
         bus.disconnect()
 
 
-def reload(ifindexes: list[int], timeout: float = 10.0) -> None:
-    """``Reload`` (re-read .network files), then ``ReconfigureLink`` for each link whose drop-in changed."""
-    asyncio.run(_reload(ifindexes, timeout))
+def _manager(member: str, signature: str = "", body: list[object] | None = None) -> Message:
+    return Message(destination=NETWORKD, path=MANAGER_PATH, interface=MANAGER, member=member,
+                   signature=signature, body=body or [])
+
+
+def reload(timeout: float = 10.0) -> None:
+    """``Reload``: networkd re-reads .network files and reconfigures the links whose files changed."""
+    asyncio.run(_on_bus([_manager("Reload")], timeout))
+
+
+def reconfigure(ifindexes: list[int], timeout: float = 10.0) -> None:
+    """``ReconfigureLink`` for each link: drops and re-applies its whole configuration."""
+    asyncio.run(_on_bus([_manager("ReconfigureLink", "i", [index]) for index in ifindexes], timeout))

@@ -22,7 +22,7 @@ from .yamlsource import Node, position_of
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Iterator
+    from typing import Any
 
 SCHEMA_NAME = "multiuplink.schema.json"
 _SCHEMA_DIRS = (
@@ -48,7 +48,7 @@ def load_schema() -> Any:
 class Violation:
     """One failed schema keyword: where (``path``), which keyword, and what it expected."""
 
-    __slots__ = ("path", "keyword", "expected", "instance", "schema", "is_key")
+    __slots__ = ("expected", "instance", "is_key", "keyword", "path", "schema")
 
     def __init__(self, path: tuple[Any, ...], keyword: str, expected: Any, instance: Any,
                  schema: dict[str, Any], is_key: bool = False) -> None:
@@ -200,6 +200,9 @@ def _show(value: Any) -> str:
     return f"'{value}'" if isinstance(value, str) else str(value)
 
 
+INTEGER_HINT = "write the number without quotes; 0x... hex is accepted"
+
+
 def to_error(violation: Violation, document: Any) -> ConfigError:
     """The user-facing error for a violation, placed at the offending key or value."""
     path, keyword, expected = violation.path, violation.keyword, violation.expected
@@ -222,11 +225,12 @@ def to_error(violation: Violation, document: Any) -> ConfigError:
     if keyword == "pattern" and violation.is_key:
         return ConfigError(position, f"invalid uplink name {_show(value)}", hint)
     if keyword == "type":
-        wanted = {"object": "a mapping", "array": "a list"}.get(expected, f"a{'n' if expected[0] in 'aeiou' else ''} {expected}")
+        article = "an" if expected[0] in "aeiou" else "a"
+        wanted = {"object": "a mapping", "array": "a list"}.get(expected, f"{article} {expected}")
         if violation.is_key:
             return ConfigError(position, f"invalid uplink name {_show(value)}: must be {wanted}", hint)
         return ConfigError(position, f"{place} must be {wanted}, not {_type_name(value)} {_show(value)}".rstrip(),
-                           hint or ("write the number without quotes; 0x... hex is accepted" if expected == "integer" else ""))
+                           hint or (INTEGER_HINT if expected == "integer" else ""))
     if keyword in ("enum", "const"):
         options = expected if keyword == "enum" else [expected]
         return ConfigError(position, f"invalid value {_show(value)} for {place}",

@@ -28,7 +28,7 @@ _KERNEL_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV
 class Setting:
     """A merged value and the place that set it last."""
 
-    __slots__ = ("value", "position")
+    __slots__ = ("position", "value")
 
     def __init__(self, value: Any, position: Position) -> None:
         self.value = value  # a Seq keeps its item positions
@@ -242,7 +242,8 @@ class _Builder:
                 self.error(table.position, f"table {value} of uplink '{name}' is the kernel's "
                            f"'{RESERVED_TABLES[value]}' table", "use a table from 1 to 252 or above 255")
             elif value in used:
-                self.error(table.position, f"table {value} of uplink '{name}' is already used by uplink '{used[value]}'",
+                self.error(table.position,
+                           f"table {value} of uplink '{name}' is already used by uplink '{used[value]}'",
                            "give each uplink its own table, or leave 'table' out to have one allocated")
             else:
                 tables[name] = value
@@ -300,7 +301,8 @@ class _Builder:
                 parsed.append(ipaddress.IPv4Interface(text))
             except ValueError:
                 self.error(setting.value.item_positions[index], f"invalid IPv4 address '{text}' in "
-                           f"'addresses' of uplink '{name}'", "write an address with prefix length such as 203.0.113.8/24")
+                           f"'addresses' of uplink '{name}'",
+                           "write an address with prefix length such as 203.0.113.8/24")
         return None if len(parsed) != len(setting.value) else tuple(parsed)
 
 

@@ -36,7 +36,7 @@ def test_case(case: str, command: str, tmp_path: Path, capsys: pytest.CaptureFix
     source = CASES / case
     root = tmp_path / "root"
     shutil.copytree(source / "input", root)
-    code, out, err = run_cli(capsys, command, "--root-dir", str(root))
+    code, _, err = run_cli(capsys, command, "--root-dir", str(root))
     err = err.replace(str(root), "ROOT")
     expected_stderr = source / "expected.stderr"
     if expected_stderr.exists() or (UPDATE and code != 0):
