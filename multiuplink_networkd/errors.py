@@ -4,13 +4,13 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Iterable
+    from collections.abc import Iterable
 
 
 class Position:
     """Where a value stands in a source file (1-based line and column)."""
 
-    __slots__ = ("path", "line", "column")
+    __slots__ = ("column", "line", "path")
 
     def __init__(self, path: str, line: int, column: int) -> None:
         self.path = path
@@ -41,7 +41,7 @@ class ConfigError(Exception):
         pos = self.position
         return (pos.path, pos.line, pos.column, self.message) if pos else ("", 0, 0, self.message)
 
-    def format(self, read_line: "ReadLine | None" = None) -> str:
+    def format(self, read_line: ReadLine | None = None) -> str:
         """Render like netplan: location, message, the source line and a caret, then the hint."""
         pos = self.position
         lines = [f"{pos!r}: {self.message}" if pos else self.message]
@@ -58,15 +58,15 @@ class ConfigError(Exception):
 class ConfigErrors(Exception):
     """Every problem found in one run, sorted by place, so the user fixes them all at once."""
 
-    def __init__(self, errors: "Iterable[ConfigError]") -> None:
+    def __init__(self, errors: Iterable[ConfigError]) -> None:
         self.errors = sorted(errors, key=ConfigError.sort_key)
         super().__init__(f"{len(self.errors)} error(s)")
 
-    def format(self, read_line: "ReadLine | None" = None) -> str:
+    def format(self, read_line: ReadLine | None = None) -> str:
         return "\n".join(e.format(read_line) for e in self.errors)
 
 
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
 
     ReadLine = Callable[[Position], "str | None"]

@@ -14,7 +14,7 @@ from .render import nft as nft_render
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Sequence
+    from collections.abc import Sequence
 
 SYSCTL_CONF = "/proc/sys/net/ipv4/conf"
 

@@ -9,13 +9,13 @@ from . import paths
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Iterable
+    from collections.abc import Iterable
 
 
 class Changes:
     """What a write did, so the caller reloads only what changed."""
 
-    __slots__ = ("written", "removed")
+    __slots__ = ("removed", "written")
 
     def __init__(self) -> None:
         self.written: list[str] = []

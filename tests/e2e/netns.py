@@ -15,7 +15,8 @@ import select
 import shutil
 import subprocess
 import time
-from typing import Callable, TypeVar
+from typing import TypeVar
+from collections.abc import Callable
 
 T = TypeVar("T")
 

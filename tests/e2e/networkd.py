@@ -89,7 +89,7 @@ class Networkd:
 
     # -- lifecycle -------------------------------------------------------
 
-    def __enter__(self) -> "Networkd":
+    def __enter__(self) -> Networkd:
         try:
             self._start()
         except BaseException:

@@ -51,7 +51,7 @@ class Host:
         self.root = root
         self._stack = ExitStack()
 
-    def __enter__(self) -> "Host":
+    def __enter__(self) -> Host:
         shutil.copytree(EXAMPLE, self.root, dirs_exist_ok=True)
         netplan_generate(self.root)
         self.topology = self._stack.enter_context(Topology(configure_host=False))

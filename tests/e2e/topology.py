@@ -27,7 +27,7 @@ import contextlib
 import json
 import subprocess
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 from . import netns
 
@@ -103,7 +103,7 @@ class Topology:
     def namespaces(self) -> list[str]:
         return [self.host_ns, *self.isp_ns.values(), self.core_ns, self.client_ns]
 
-    def __enter__(self) -> "Topology":
+    def __enter__(self) -> Topology:
         try:
             self._build()
         except BaseException:
