@@ -200,6 +200,7 @@ def _show(value: Any) -> str:
     return f"'{value}'" if isinstance(value, str) else str(value)
 
 
+_YAML11_BOOLEANS = frozenset(("on", "off", "yes", "no", "y", "n"))
 INTEGER_HINT = "write the number without quotes; 0x... hex is accepted"
 
 
@@ -233,8 +234,10 @@ def to_error(violation: Violation, document: Any) -> ConfigError:
                            hint or (INTEGER_HINT if expected == "integer" else ""))
     if keyword in ("enum", "const"):
         options = expected if keyword == "enum" else [expected]
-        return ConfigError(position, f"invalid value {_show(value)} for {place}",
-                           "accepted: " + ", ".join(_show(o) for o in options))
+        accepted = "accepted: " + ", ".join(_show(o) for o in options)
+        if isinstance(value, bool) and any(o in _YAML11_BOOLEANS for o in options):
+            accepted += "; quote the word: YAML reads a bare on/off/yes/no as a boolean"
+        return ConfigError(position, f"invalid value {_show(value)} for {place}", accepted)
     if keyword in ("minimum", "maximum"):
         low, high = violation.schema.get("minimum"), violation.schema.get("maximum")
         return ConfigError(position, f"{place} is out of range: {_show(value)}", f"accepted: {low} to {high}")
