@@ -112,7 +112,10 @@ def _changed_links(root: str, before: dict[str, str], files: dict[str, str],
 
 
 def apply(root: str = "/", boot: bool = False) -> list[str]:
-    """Apply; return what changed (empty: nothing touched). ``boot``: no D-Bus, networkd starts after us.
+    """Apply; return what changed (empty: nothing touched).
+
+    ``boot`` (the unit's mode): networkd is told only if it already runs; at
+    boot it starts after us and reads the drop-ins itself.
 
     Raises ConfigErrors (nothing touched), ApplyError (rolled back) or NetworkdDown.
     """
@@ -139,11 +142,12 @@ def apply(root: str = "/", boot: bool = False) -> list[str]:
             changes = writer.write_tree(root, files)
             done.append("files")
             links = _changed_links(root, before, files, changes.touched())
-            if links and not boot:
+            tell_networkd = bool(links) and (not boot or networkd_sync.running())
+            if tell_networkd:
                 networkd_sync.pick_up(links)
         except (LoadError, OSError, NetworkdFailed) as error:
             _roll_back(root, before, files, netfilter if "netfilter" in done else None, old_rp_filter,
-                       tell_networkd="files" in done and not boot)
+                       tell_networkd="files" in done and (not boot or networkd_sync.running()))
             raise ApplyError(f"{error}; the previous configuration was restored") from None
         return changes.touched() + (["netfilter"] if reload_netfilter else [])
 

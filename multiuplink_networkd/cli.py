@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
                              help="read and write under DIR instead of / (default: %(default)s)")
         if name == "apply":
             command.add_argument("--boot", action="store_true",
-                                 help="at boot, before systemd-networkd starts: no D-Bus")
+                                 help="the boot unit's mode: tell systemd-networkd only if it already runs")
     return parser
 
 

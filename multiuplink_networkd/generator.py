@@ -2,10 +2,13 @@
 
 It only reads and validates, and writes nothing but one ``.wants`` symlink
 into its output directory: the unit, ordered before systemd-networkd, does
-the rendering and loading. No D-Bus, never fails boot: a bad stanza is
-logged to the kernel log with file:line:col and the host boots with
-netplan's plain networking. Inputs unchanged since the last successful
-apply are recognised by their stat fingerprint, without loading YAML.
+the rendering and loading. No D-Bus, never fails boot. A bad stanza pulls in
+multiuplink-report.service instead, which prints every error with
+file:line:col into the journal and fails visibly, while the host boots with
+netplan's plain networking (a generator's own output may be lost: systemd
+discards its stderr and a container has no /dev/kmsg). Inputs unchanged
+since the last successful apply are recognised by their stat fingerprint,
+without loading YAML.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import sys
 from . import __version__, paths
 
 UNIT = "multiuplink-configure.service"
-UNIT_PATH = "/usr/lib/systemd/system/" + UNIT
+REPORT_UNIT = "multiuplink-report.service"
+UNIT_DIR = "/usr/lib/systemd/system/"
 WANTED_BY = "multi-user.target.wants"
 ROOT_ENV = "MULTIUPLINK_ROOT_DIR"
 """Moves every read under another root, for tests; then messages go to stderr instead of /dev/kmsg."""
@@ -25,13 +29,17 @@ ROOT_ENV = "MULTIUPLINK_ROOT_DIR"
 def _log(root: str, level: int, message: str) -> None:
     line = f"multiuplink-generator: {message}"
     if root == "/":
-        try:
-            with open("/dev/kmsg", "w", encoding="utf-8") as kmsg:
-                for part in line.splitlines():
-                    kmsg.write(f"<{level}>{part}\n")
-            return
+        try:  # never O_CREAT: where /dev/kmsg is missing we must not make a file of it
+            kmsg = os.open("/dev/kmsg", os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
         except OSError:
             pass
+        else:
+            try:
+                for part in line.splitlines():
+                    os.write(kmsg, f"<{level}>{part}\n".encode())
+            finally:
+                os.close(kmsg)
+            return
     print(line, file=sys.stderr)
 
 
@@ -43,6 +51,10 @@ def _read(path: str) -> str | None:
         return None
 
 
+def stanza_present(root: str) -> bool:
+    return bool(paths.yaml_files(root, paths.STANZA_SUBDIR))
+
+
 def validated(root: str) -> bool:
     """True when the stanza is valid: from the cache if the inputs are unchanged, else by parsing."""
     if _read(os.path.join(root, paths.GENERATOR_CACHE)) == paths.fingerprint(root, __version__):
@@ -51,12 +63,13 @@ def validated(root: str) -> bool:
     from .errors import ConfigErrors
 
     try:
-        return stanza.load(root) is not None
+        stanza.load(root)
+        return True
     except ConfigErrors as errors:
         for error in errors.errors:
             _log(root, 3, error.format())
         _log(root, 3, f"{len(errors.errors)} error(s); {UNIT} is not started, the host keeps netplan's "
-                      "plain networking. Check with: multiuplink validate")
+                      f"plain networking; {REPORT_UNIT} reports them in the journal")
         return False
 
 
@@ -66,13 +79,14 @@ def main(argv: list[str]) -> int:
         return 2
     root = os.environ.get(ROOT_ENV, "/")
     try:
-        if not validated(root):
+        if not stanza_present(root):
             return 0
+        unit = UNIT if validated(root) else REPORT_UNIT
         wants = os.path.join(argv[0], WANTED_BY)
         os.makedirs(wants, exist_ok=True)
-        link = os.path.join(wants, UNIT)
+        link = os.path.join(wants, unit)
         if not os.path.islink(link):
-            os.symlink(UNIT_PATH, link)
+            os.symlink(UNIT_DIR + unit, link)
     except Exception as error:  # never fail boot over our own bug; say what happened
         _log(root, 3, f"internal error, {UNIT} is not started: {error!r}")
         return 1

@@ -14,14 +14,14 @@ if TYPE_CHECKING:
     from ipaddress import IPv4Address, IPv4Interface
 
 
-class Uplink(namedtuple("Uplink", "name netplan_id interface mark fwmark table gateway gateway_on_link addresses")):
+class Uplink(namedtuple("Uplink", "name netplan_id interface mark fwmark table gateway addresses")):
     """One uplink, fully resolved.
 
     ``name``: the stanza's name for it; ``netplan_id``: the netplan definition
     whose ``.network`` file our drop-in extends; ``interface``: the kernel name;
     ``mark``: the number inside the mask; ``fwmark``: that number shifted into
     the mask, as the kernel sees it; ``table``: its routing table;
-    ``gateway``/``gateway_on_link``: its IPv4 default route;
+    ``gateway``: its IPv4 default gateway, on the link;
     ``addresses``: its IPv4 addresses (their networks are its link routes).
     """
 
@@ -33,7 +33,6 @@ class Uplink(namedtuple("Uplink", "name netplan_id interface mark fwmark table g
     fwmark: int
     table: int
     gateway: IPv4Address
-    gateway_on_link: bool
     addresses: tuple[IPv4Interface, ...]
 
     def link_networks(self) -> tuple[str, ...]:

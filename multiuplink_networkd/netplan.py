@@ -29,17 +29,15 @@ from __future__ import annotations
 import ipaddress
 from collections import namedtuple
 
-from yaml import MappingNode, ScalarNode, SequenceNode
-
 from . import paths
 from .errors import Position
-from .yamlsource import compose_file
+from .yamlsource import MappingNode, ScalarNode, SequenceNode, compose_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from yaml import Node
+    from .cyaml import Node
 
     Gateway = tuple["ipaddress.IPv4Address | ipaddress.IPv6Address", bool, int]
 

@@ -50,6 +50,16 @@ def live_rules() -> set[tuple[int, int, int]]:
     return rules
 
 
+def running() -> bool:
+    """Whether systemd says networkd runs; asked without D-Bus, which may not be up during boot."""
+    try:
+        done = subprocess.run(["systemctl", "is-active", "--quiet", "systemd-networkd.service"], check=False,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except FileNotFoundError:
+        return False
+    return done.returncode == 0
+
+
 def has_carrier(interface: str) -> bool:
     try:
         with open(f"/sys/class/net/{interface}/carrier", encoding="ascii") as stream:

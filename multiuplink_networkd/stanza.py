@@ -135,10 +135,10 @@ class _Builder:
             route = self.resolve_route(name, merged[name], definition, positions[name])
             if route is None:
                 continue
-            gateway, on_link, addresses = route
+            gateway, addresses = route
             uplinks.append(Uplink(name=name, netplan_id=definition.netplan_id, interface=definition.name,
                                   mark=marks[name], fwmark=marks[name] << self.shift, table=tables[name],
-                                  gateway=gateway, gateway_on_link=on_link, addresses=addresses))
+                                  gateway=gateway, addresses=addresses))
         return tuple(uplinks)
 
     def resolve_interface(self, name: str, entry: dict[str, Setting], position: Position) -> Any:
@@ -259,8 +259,8 @@ class _Builder:
         return tables
 
     def resolve_route(self, name: str, entry: dict[str, Setting], definition: Any,
-                      position: Position) -> tuple[Any, bool, tuple[Any, ...]] | None:
-        """Gateway, on-link flag and addresses: the stanza's keys win over what netplan declares."""
+                      position: Position) -> tuple[Any, tuple[Any, ...]] | None:
+        """Gateway and addresses: the stanza's keys win over what netplan declares."""
         addresses = self.parse_addresses(name, entry.get("addresses"))
         if addresses is None:
             return None
@@ -279,7 +279,7 @@ class _Builder:
                            "declare a default route for it in netplan ('routes: [{to: default, via: ...}]') "
                            "or set 'gateway:' here")
                 return None
-            return definition.gateway4, bool(definition.gateway4_on_link), addresses
+            return definition.gateway4, addresses
         try:
             gateway = ipaddress.IPv4Address(gateway_setting.value)
         except ValueError:
@@ -290,7 +290,7 @@ class _Builder:
             self.error(gateway_setting.position, f"gateway {gateway} of uplink '{name}' is not in the network "
                        f"of any of its addresses", "use a gateway on the uplink's own subnet")
             return None
-        return gateway, False, addresses
+        return gateway, addresses
 
     def parse_addresses(self, name: str, setting: Setting | None) -> tuple[Any, ...] | None:
         if setting is None:

@@ -2,24 +2,21 @@
 
 Mappings become :class:`Node` dicts and sequences :class:`Seq` lists carrying the
 position of the collection and of each key and item, so every later check can
-point at ``file:line:col``. Only the C parser is used when available: this runs
-on the boot path.
+point at ``file:line:col``. This runs on the boot path: :mod:`.cyaml` loads only
+PyYAML's C parser; the node classes it composes are re-exported here for netplan's reader.
 """
 
 from __future__ import annotations
 
-import yaml
-
+from . import cyaml
+from .cyaml import MappingNode as MappingNode, ScalarNode as ScalarNode, SequenceNode as SequenceNode
 from .errors import ConfigError, Position
-
-try:  # the C parser is about 10x faster; Debian's python3-yaml always has it
-    from yaml import CSafeLoader as _Loader
-except ImportError:  # pragma: no cover - pure-Python PyYAML
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from .cyaml import Node as YAMLNode
 
 MAX_FILE_BYTES = 1 << 20
 """Refuse larger files: a config this size is a mistake, and parsing it would stall boot."""
@@ -33,13 +30,12 @@ block mappings cannot nest that deep within :data:`MAX_FILE_BYTES`).
 _NESTING_OPENERS = (b"[", b"{", b"- ", b"? ")
 
 _STR_TAG = "tag:yaml.org,2002:str"
-_scalars = yaml.constructor.SafeConstructor()
 
 
 class Node(dict):  # type: ignore[type-arg]
     """A YAML mapping; ``position`` is the mapping's, ``key_positions``/``value_positions`` per key."""
 
-    __slots__ = ("position", "key_positions", "value_positions")
+    __slots__ = ("key_positions", "position", "value_positions")
 
     def __init__(self, position: Position) -> None:
         super().__init__()
@@ -51,7 +47,7 @@ class Node(dict):  # type: ignore[type-arg]
 class Seq(list):  # type: ignore[type-arg]
     """A YAML sequence; ``item_positions[i]`` is where item ``i`` starts."""
 
-    __slots__ = ("position", "item_positions")
+    __slots__ = ("item_positions", "position")
 
     def __init__(self, position: Position) -> None:
         super().__init__()
@@ -65,7 +61,8 @@ def position_of(container: Any, key: Any) -> Position:
         return container.value_positions.get(key, container.position)
     if isinstance(container, Seq) and isinstance(key, int) and 0 <= key < len(container):
         return container.item_positions[key]
-    return container.position
+    position: Position = container.position
+    return position
 
 
 def load_file(path: str, shown_path: str) -> Any:
@@ -79,7 +76,7 @@ def load_text(data: bytes, shown_path: str) -> Any:
     return None if root is None else _convert(root, shown_path)
 
 
-def compose_file(path: str, shown_path: str) -> yaml.Node | None:
+def compose_file(path: str, shown_path: str) -> YAMLNode | None:
     """Raw YAML nodes of one file: scalars stay text and repeated keys stay, as netplan's parser sees them."""
     return compose_text(_read_limited(path, shown_path), shown_path)
 
@@ -97,7 +94,7 @@ def _read_limited(path: str, shown_path: str) -> bytes:
     return data
 
 
-def compose_text(data: bytes, shown_path: str) -> yaml.Node | None:
+def compose_text(data: bytes, shown_path: str) -> YAMLNode | None:
     """Compose YAML bytes into nodes; a syntax error becomes a :class:`ConfigError` at its line and column."""
     if sum(data.count(opener) for opener in _NESTING_OPENERS) > MAX_NESTING_OPENERS:
         raise ConfigError(Position(shown_path, 1, 1),
@@ -111,19 +108,19 @@ def compose_text(data: bytes, shown_path: str) -> yaml.Node | None:
         raise ConfigError(Position(shown_path, line, column), "file is not valid UTF-8",
                           "save the file as UTF-8") from None
     try:
-        root = yaml.compose(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as exc:
+        root = cyaml.compose(text)
+    except cyaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         position = Position(shown_path, mark.line + 1, mark.column + 1) if mark else Position(shown_path, 1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
         raise ConfigError(position, f"invalid YAML: {problem}",
                           "check indentation, colons and quoting around this place") from None
-    except yaml.YAMLError as exc:
+    except cyaml.YAMLError as exc:
         raise ConfigError(Position(shown_path, 1, 1), f"invalid YAML: {exc}", "") from None
     return root
 
 
-def _position(node: yaml.Node, path: str) -> Position:
+def _position(node: YAMLNode, path: str) -> Position:
     mark = node.start_mark
     return Position(path, mark.line + 1, mark.column + 1)
 
@@ -132,19 +129,19 @@ MAX_DEPTH = 32
 """A stanza is 5 levels deep; deeper means a mistake or an alias that contains itself."""
 
 
-def _convert(node: yaml.Node, path: str, depth: int = 0) -> Any:
+def _convert(node: YAMLNode, path: str, depth: int = 0) -> Any:
     if depth > MAX_DEPTH:
         raise ConfigError(_position(node, path), f"values nest deeper than {MAX_DEPTH} levels",
                           "check for an alias (*name) that refers to the mapping or list containing it")
-    if isinstance(node, yaml.ScalarNode):
+    if isinstance(node, ScalarNode):
         if node.tag == _STR_TAG:
             return node.value
         try:
-            return _scalars.construct_object(node)
-        except (yaml.YAMLError, ValueError):
+            return cyaml.construct_scalar(node)
+        except Exception:  # an explicit tag on a bad value: ValueError, KeyError (!!bool maybe), IndexError...
             raise ConfigError(_position(node, path), f"invalid {node.tag.rsplit(':', 1)[-1]} value '{node.value}'",
                               "quote the value to make it a string") from None
-    if isinstance(node, yaml.SequenceNode):
+    if isinstance(node, SequenceNode):
         seq = Seq(_position(node, path))
         for item in node.value:
             seq.item_positions.append(_position(item, path))
@@ -153,7 +150,7 @@ def _convert(node: yaml.Node, path: str, depth: int = 0) -> Any:
     mapping = Node(_position(node, path))
     for key_node, value_node in node.value:
         key_position = _position(key_node, path)
-        if not isinstance(key_node, yaml.ScalarNode):
+        if not isinstance(key_node, ScalarNode):
             raise ConfigError(key_position, "a mapping key must be a plain scalar", "")
         key = _convert(key_node, path)
         if key in mapping:

@@ -33,6 +33,7 @@ EXPECTED = {
     "./usr/sbin/multiuplink": 0o755,
     "./usr/lib/systemd/system-generators/multiuplink": 0o755,
     "./usr/lib/systemd/system/multiuplink-configure.service": 0o644,
+    "./usr/lib/systemd/system/multiuplink-report.service": 0o644,
     "./usr/share/multiuplink-networkd/multiuplink.schema.json": 0o644,
     "./usr/share/man/man8/multiuplink.8.gz": 0o644,
     "./usr/share/man/man5/multiuplink.d.5.gz": 0o644,
@@ -113,7 +114,8 @@ def test_files_are_where_systemd_the_unit_and_the_code_look(deb: Path, listing: 
         assert listing.get(path) == mode, f"{path}: {oct(listing[path]) if path in listing else 'missing'}"
     modules = sorted(SITE + str(p.relative_to(REPO)) for p in PACKAGE_PY.rglob("*.py"))
     assert [m for m in modules if m not in listing] == []
-    assert "." + generator.UNIT_PATH in listing  # what the generator links to
+    for unit_name in (generator.UNIT, generator.REPORT_UNIT):  # what the generator links to
+        assert "." + generator.UNIT_DIR + unit_name in listing
     unit = _member(deb, "./usr/lib/systemd/system/multiuplink-configure.service").decode()
     assert unit == (REPO / "units" / "multiuplink-configure.service").read_text()
     for command in re.findall(r"^Exec\w+=(\S+)", unit, re.M):

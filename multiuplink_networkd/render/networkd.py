@@ -18,8 +18,8 @@ def dropin(uplink: Uplink, settings: Settings) -> str:
     ]
     for network in uplink.link_networks():
         sections.append(f"[Route]\nDestination={network}\nScope=link\nTable={uplink.table}\n")
-    gateway = f"[Route]\nGateway={uplink.gateway}\n"
-    if uplink.gateway_on_link:
-        gateway += "GatewayOnLink=yes\n"
-    sections.append(gateway + f"Table={uplink.table}\n")
+    # On-link: the gateway is on the uplink's own subnet (checked) or declared on-link in netplan. Without
+    # it the kernel checks the gateway against the routes present, and when networkd adds this route before
+    # the link route above (seen on link up) the whole link fails with "Nexthop has invalid gateway".
+    sections.append(f"[Route]\nGateway={uplink.gateway}\nGatewayOnLink=yes\nTable={uplink.table}\n")
     return "\n".join(sections)

@@ -106,7 +106,8 @@ def _run_logged(argv: list[str], log: Path) -> None:
     with log.open("ab") as out:
         out.write(f"$ {' '.join(argv)}\n".encode())
         out.flush()
-        rc = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT).returncode
+        rc = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL, stdout=out,
+                            stderr=subprocess.STDOUT).returncode
     if rc != 0:
         raise RuntimeError(f"{argv[0]} failed ({rc}); last lines of {log}:\n{_tail(log)}")
 

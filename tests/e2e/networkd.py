@@ -119,7 +119,7 @@ class Networkd:
         os.chmod(self.network_dir, 0o755)
         self.dbus_address = f"unix:path={self._tmp}/system_bus_socket"
         self.log_path = f"{self._tmp}/log"
-        self._log = open(self.log_path, "a")
+        self._log = open(self.log_path, "a")  # noqa: SIM115  (the daemons write to it until _stop_all)
         self._supervisor = subprocess.Popen(
             ["ip", "netns", "exec", self.netns, "unshare", "-m", "--propagation",
              "private", "sh", "-c", _SUPERVISOR, "sh", self.network_dir],

@@ -1,0 +1,403 @@
+"""The product, installed as its package would be, proven by really booting a host.
+
+Each test boots a Debian 12 guest (systemd as PID 1, in systemd-nspawn) as
+the host of the BCP38 two-ISP topology (topology.py), with netplan's YAML and
+our stanza from examples/two-isps/.  What only a boot can show:
+
+* the generator pulls ``multiuplink-configure.service`` in exactly when the
+  stanza is valid, and the unit loads everything before systemd-networkd, so
+  a client reaches the host's HTTP service through BOTH ISPs (a reply through
+  the wrong ISP, or with the wrong source, is dropped by that ISP);
+* a removed or broken stanza leaves the host with netplan's plain
+  networking (isp1 only) and nothing of ours, half-applied or stale;
+* the next boot's generator trusts its cache only while the inputs are
+  unchanged;
+* what admins do to a running host (``netplan apply``, ``netplan generate`` +
+  daemon-reload, restarting networkd, restarting or reloading nftables, an
+  uplink bouncing) does not lose the second uplink, and ``systemctl reload``
+  of our unit applies an edited stanza.
+
+Every boot gets fresh namespaces, as a real reboot starts from empty kernel
+state.  The guest is a container: it has no /dev/kmsg and no udev.
+
+A failure message carries the guest's journal tail and nspawn's console.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from . import netns
+from .boot import Booted, Guest
+from .topology import HOST_ADDR, Topology
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(os.geteuid() != 0, reason="booting a guest needs root (netns, mount, nspawn)"),
+    pytest.mark.skipif(not shutil.which("systemd-nspawn"),
+                       reason="systemd-nspawn missing (apt-get install systemd-container)"),
+    pytest.mark.skipif(not shutil.which("debootstrap"), reason="debootstrap missing (apt-get install debootstrap)"),
+]
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples/two-isps/etc/netplan"
+NETPLAN_YAML = (EXAMPLE / "50-uplinks.yaml").read_text()
+STANZA_YAML = (EXAMPLE / "multiuplink.d/uplinks.yaml").read_text()
+STANZA = "etc/netplan/multiuplink.d/uplinks.yaml"
+UNIT = "multiuplink-configure.service"
+CACHE = "/var/lib/multiuplink/validated"
+NETPLAN_ETH1 = "/run/systemd/network/10-netplan-eth1.network"
+RULE = {"isp1": "fwmark 0x1000000/0xff000000 lookup 101", "isp2": "fwmark 0x2000000/0xff000000 lookup 102"}
+TABLE_ROUTE = {"101": "default via 203.0.113.1 dev eth1", "102": "default via 192.0.2.1 dev eth2"}
+OUR_FILES = ("/run/systemd/network/*.d/50-multiuplink.conf", "/run/sysctl.d/50-multiuplink.conf",
+             "/run/multiuplink/ruleset.*", "/run/systemd/generator*/*.wants/" + UNIT)
+# Broken stanzas: (YAML text, the error the generator must report, as file:line:col: message).
+BROKEN = {
+    "yaml-syntax": (STANZA_YAML.replace("table: 101}", "table: 101"),
+                    f"/{STANZA}:7:11: invalid YAML: did not find expected ',' or '}}'"),
+    "duplicate-mark": (STANZA_YAML.replace("mark: 2", "mark: 1"),
+                       f"/{STANZA}:7:37: mark 1 of uplink 'isp2' is already used by uplink 'isp1'"),
+}
+BOTH = {"isp1": True, "isp2": True}
+ISP1_ONLY = {"isp1": True, "isp2": False}
+SETTLE = 15.0  # seconds for networkd to (re)configure after a boot or a fault (it takes < 1 s here)
+
+
+# --- setting up ---------------------------------------------------------------
+
+@contextlib.contextmanager
+def product_guest(stanza: str | None = STANZA_YAML) -> Iterator[Guest]:
+    """A guest with the project, an HTTP service, netplan's YAML and (optionally) our stanza."""
+    with Guest() as guest:
+        guest.install_project(REPO)
+        guest.enable_http()
+        guest.write("etc/netplan/50-uplinks.yaml", NETPLAN_YAML, mode=0o600)
+        if stanza is not None:
+            guest.write(STANZA, stanza, mode=0o600)
+        yield guest
+
+
+@contextlib.contextmanager
+def power_on(guest: Guest) -> Iterator[tuple[Topology, Booted]]:
+    """Boot ``guest`` as the host of a fresh topology.
+
+    Fresh namespaces for every boot: a real reboot starts with empty kernel
+    state, while a namespace kept from the previous boot would still hold
+    that boot's nft table, rules and sysctls.
+    """
+    with Topology(configure_host=False) as topo, guest.boot(topo.host_ns) as booted:
+        try:
+            yield topo, booted
+        except AssertionError as error:  # every failed check while the guest runs shows its journal
+            raise AssertionError(f"{error}\n{booted.diagnostics()}") from None
+
+
+# --- observing ----------------------------------------------------------------
+
+def reachable(topo: Topology, timeout: float = 3.0) -> dict[str, bool]:
+    return {isp: topo.tcp_reachable(isp, timeout=timeout) for isp in ("isp1", "isp2")}
+
+
+_HTTP_GET = """\
+import sys, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy from the environment
+with opener.open(f"http://{sys.argv[1]}/", timeout=float(sys.argv[2])) as reply:
+    print(reply.status, len(reply.read()))
+"""
+
+
+def http_get(topo: Topology, isp: str, timeout: float = 3.0) -> str:
+    """The client's GET / of the guest's HTTP service via ``isp``: status and body length, or the error."""
+    done = netns.run(topo.client_ns, sys.executable, "-c", _HTTP_GET, HOST_ADDR[isp], str(timeout),
+                     check=False, timeout=timeout + 10)
+    return done.stdout.strip() if done.returncode == 0 else done.stderr.strip().splitlines()[-1]
+
+
+def show(booted: Booted, unit: str, *properties: str) -> dict[str, str]:
+    out = booted.run("systemctl", "show", "-p", ",".join(properties), unit).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def our_files(booted: Booted) -> list[str]:
+    return booted.run("sh", "-c", f"ls -d {' '.join(OUR_FILES)} 2>/dev/null", check=False).stdout.split()
+
+
+def our_state(booted: Booted) -> dict[str, str]:
+    """Everything of ours the running guest has; empty on a host we never configured."""
+    found = {}
+    table = booted.run("nft", "list", "table", "inet", "multiuplink", check=False)
+    if table.returncode == 0:
+        found["nft table inet multiuplink"] = table.stdout
+    rules = [line for line in booted.run("ip", "rule").stdout.splitlines() if re.search(r"lookup 10[12]\b", line)]
+    if rules:
+        found["ip rules"] = "\n".join(rules)
+    for number in TABLE_ROUTE:
+        routes = booted.run("ip", "route", "show", "table", number, check=False).stdout.strip()
+        if routes:
+            found[f"routes in table {number}"] = routes
+    if files := our_files(booted):
+        found["files"] = "\n".join(files)
+    rp_filter = {name: booted.run("sysctl", "-n", f"net.ipv4.conf.{name}.rp_filter").stdout.strip()
+                 for name in ("eth1", "eth2")}
+    if set(rp_filter.values()) != {"1"}:  # the namespace default topology.py gives every link
+        found["rp_filter"] = str(rp_filter)
+    unit = show(booted, UNIT, "ActiveState", "ExecMainStartTimestampMonotonic")
+    if unit != {"ActiveState": "inactive", "ExecMainStartTimestampMonotonic": "0"}:
+        found[UNIT] = str(unit)
+    return found
+
+
+def configured(booted: Booted, topo: Topology) -> bool:
+    """Both rules and table routes installed by networkd, our table loaded, and both ISPs answer."""
+    rules = booted.run("ip", "rule").stdout
+    if not all(f"{rule} proto static" in rules for rule in RULE.values()):
+        return False
+    for number, route in TABLE_ROUTE.items():
+        if route not in booted.run("ip", "route", "show", "table", number, check=False).stdout:
+            return False
+    if booted.run("nft", "list", "table", "inet", "multiuplink", check=False).returncode != 0:
+        return False
+    return reachable(topo, timeout=1) == BOTH
+
+
+def wait_configured(booted: Booted, topo: Topology, after: str) -> None:
+    booted.wait_for(lambda: configured(booted, topo), SETTLE, f"both ISPs answer {after}")
+
+
+def wait_isp1_only(booted: Booted, topo: Topology, after: str) -> None:
+    booted.wait_for(lambda: topo.tcp_reachable("isp1", timeout=1), SETTLE, f"isp1 answers {after}")
+    assert reachable(topo) == ISP1_ONLY, f"isp2 must not answer {after}"
+
+
+def guest_fingerprint(booted: Booted) -> str:
+    """What the generator compares the cache with, computed by the guest's own installed package."""
+    return booted.run("python3", "-c", "import sys; from multiuplink_networkd import __version__, paths; "
+                                       "sys.stdout.write(paths.fingerprint('/', __version__))").stdout
+
+
+# --- 1. the product at boot ---------------------------------------------------
+
+def test_boot_with_stanza_answers_via_both_isps() -> None:
+    with product_guest() as guest, power_on(guest) as (topo, booted):
+        wait_configured(booted, topo, "after boot")
+        for isp in ("isp1", "isp2"):
+            assert http_get(topo, isp).startswith("200 "), f"GET / via {isp}"
+        rules = booted.run("ip", "rule").stdout
+        for isp, rule in RULE.items():
+            assert re.search(rf"^1000:\s+from all {re.escape(rule)} proto static$", rules, re.M), (isp, rules)
+        table_102 = booted.run("ip", "route", "show", "table", "102").stdout
+        assert "192.0.2.0/24 dev eth2 proto static scope link" in table_102
+        assert "chain" in booted.run("nft", "list", "table", "inet", "multiuplink").stdout
+        for name in ("eth1", "eth2"):
+            assert booted.run("sysctl", "-n", f"net.ipv4.conf.{name}.rp_filter").stdout.strip() == "2"
+        ours = show(booted, UNIT, "ActiveState", "SubState", "Result", "ActiveEnterTimestampMonotonic")
+        assert (ours["ActiveState"], ours["SubState"], ours["Result"]) == ("active", "exited", "success"), ours
+        networkd = show(booted, "systemd-networkd.service", "ActiveState", "InactiveExitTimestampMonotonic")
+        assert networkd["ActiveState"] == "active", networkd
+        journal = booted.journal()
+        assert 0 < int(ours["ActiveEnterTimestampMonotonic"]) <= int(networkd["InactiveExitTimestampMonotonic"]), (
+            f"{UNIT} must have finished before systemd-networkd started: {ours} {networkd}")
+        assert journal.index(f"Finished {UNIT}") < journal.index("Starting systemd-networkd.service")
+        assert booted.run("readlink", f"/run/systemd/generator/multi-user.target.wants/{UNIT}").stdout.strip() == (
+            f"/usr/lib/systemd/system/{UNIT}")
+        assert booted.run("cat", CACHE).stdout == guest_fingerprint(booted), "cache must hold this boot's inputs"
+        assert "multiuplink-generator" not in journal
+    print(f"\nboot {booted.boot_seconds:.2f} s, halt {booted.halt_seconds:.2f} s")
+
+
+# --- 2. removing the stanza ---------------------------------------------------
+
+def test_reboot_without_stanza_leaves_nothing_of_ours() -> None:
+    with product_guest() as guest:
+        with power_on(guest) as (topo, booted):
+            wait_configured(booted, topo, "on the first boot")
+        guest.remove(STANZA)
+        with power_on(guest) as (topo, booted):
+            wait_isp1_only(booted, topo, "after rebooting without the stanza")
+            assert our_state(booted) == {}
+
+
+# --- 3. a broken stanza -------------------------------------------------------
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_stanza_boots_plain_netplan(case: str) -> None:
+    text, _ = BROKEN[case]
+    with product_guest(text) as guest, power_on(guest) as (topo, booted):
+        wait_isp1_only(booted, topo, f"with a broken stanza ({case})")
+        assert booted.system_state() in ("running", "degraded")
+        assert show(booted, "systemd-networkd.service", "ActiveState")["ActiveState"] == "active"
+        assert our_state(booted) == {}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_stanza_error_reaches_the_journal(case: str) -> None:
+    """The admin must be able to find out why the second uplink does not work: file:line:col in the journal."""
+    text, error = BROKEN[case]
+    with product_guest(text) as guest, power_on(guest) as (topo, booted):
+        wait_isp1_only(booted, topo, f"with a broken stanza ({case})")
+        journal = booted.run("journalctl", "-b", "--no-pager", "-o", "cat").stdout  # includes the kernel log (-k)
+        kmsg = booted.run("sh", "-c", "ls -l /dev/kmsg && cat /dev/kmsg", check=False).stdout
+        assert error in journal, (
+            f"the generator's error {error!r} is not in this boot's journal.\n"
+            f"nspawn gives containers no /dev/kmsg; what the guest has there:\n{kmsg}")
+        assert booted.run("test", "-f", "/dev/kmsg", check=False).returncode != 0, (
+            f"/dev/kmsg is a regular file, created by a log writer that fell into a missing /dev/kmsg:\n{kmsg}")
+
+
+# --- 4. the generator's cache -------------------------------------------------
+
+def test_second_boot_with_unchanged_inputs_uses_the_cache() -> None:
+    with product_guest() as guest:
+        with power_on(guest) as (topo, booted):
+            wait_configured(booted, topo, "on the first boot")
+            first = booted.run("cat", CACHE).stdout
+            assert first == guest_fingerprint(booted)
+        with power_on(guest) as (topo, booted):
+            wait_configured(booted, topo, "on the second boot")
+            assert booted.run("cat", CACHE).stdout == first, "unchanged inputs must keep the cache as it was"
+            assert f"/run/systemd/generator/multi-user.target.wants/{UNIT}" in our_files(booted)
+
+        # An edit that keeps size, mtime and inode (so the fingerprint) proves that the generator did not
+        # parse: it pulls the unit in although the stanza is now invalid. The unit parses, refuses and
+        # touches nothing. That is by design (a stat fingerprint); a real edit changes the mtime.
+        stanza = guest.root / STANZA
+        before = stanza.stat()
+        with stanza.open("r+") as stream:
+            stream.write(BROKEN["duplicate-mark"][0])
+        os.utime(stanza, ns=(before.st_atime_ns, before.st_mtime_ns))
+        after = stanza.stat()
+        assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
+        with power_on(guest) as (topo, booted):
+            wait_isp1_only(booted, topo, "with a same-stat invalid stanza")
+            unit = show(booted, UNIT, "ActiveState", "Result", "ExecMainStatus")
+            assert unit == {"ActiveState": "failed", "Result": "exit-code", "ExecMainStatus": "1"}, (
+                f"the generator must have trusted its cache and pulled {UNIT} in: {unit}")
+            journal = booted.journal()
+            assert BROKEN["duplicate-mark"][1] in journal, f"{UNIT} must report what it refused"
+            assert "multiuplink-generator" not in journal, "the generator must not have parsed"
+            state = our_state(booted)
+            assert set(state) == {UNIT, "files"} and state["files"].split() == [
+                f"/run/systemd/generator/multi-user.target.wants/{UNIT}"], state
+
+        # The same content with a new mtime misses the cache: the generator parses and refuses.
+        os.utime(stanza)
+        with power_on(guest) as (topo, booted):
+            wait_isp1_only(booted, topo, "with an invalid stanza that misses the cache")
+            assert our_state(booted) == {}
+
+
+# --- 5. faults on a running host ----------------------------------------------
+
+# The guest has no udev (a container runs none, so the base tree leaves the package out). `netplan apply`
+# calls udevadm only to re-run .link files and rename interfaces, which these veths never need; without
+# any udevadm it dies of FileNotFoundError before it restarts networkd.
+UDEVADM_STUB = "#!/bin/sh\n# test stub: no udev in this container\nexit 0\n"
+
+
+@contextlib.contextmanager
+def configured_host(nftables_service: bool = False, udevadm_stub: bool = False) -> Iterator[tuple[Topology, Booted]]:
+    with product_guest() as guest:
+        if nftables_service:
+            guest.enable_unit("nftables.service", "sysinit.target")  # its [Install] WantedBy=
+        if udevadm_stub:
+            assert not (guest.root / "usr/bin/udevadm").exists(), "the guest has udev now: drop the stub"
+            guest.write("usr/bin/udevadm", UDEVADM_STUB, mode=0o755)
+        with power_on(guest) as (topo, booted):
+            wait_configured(booted, topo, "after boot")
+            yield topo, booted
+
+
+def test_fault_netplan_apply() -> None:
+    with configured_host(udevadm_stub=True) as (topo, booted):
+        dropins = [path for path in our_files(booted) if path.startswith("/run/systemd/network/")]
+        assert len(dropins) == 2, dropins
+        netplan_file = booted.run("stat", "-c", "%i", NETPLAN_ETH1).stdout
+        booted.run("netplan", "apply", timeout=60)
+        assert booted.run("stat", "-c", "%i", NETPLAN_ETH1).stdout != netplan_file, "netplan did not regenerate"
+        assert [path for path in our_files(booted) if path.startswith("/run/systemd/network/")] == dropins, (
+            "netplan apply removed our drop-ins")
+        booted.wait_for(lambda: "eth2: Reconfiguring with" in booted.journal(), 10, "networkd to reconfigure")
+        wait_configured(booted, topo, "after netplan apply")
+
+
+def test_fault_netplan_generate_and_daemon_reload() -> None:
+    with configured_host() as (topo, booted):
+        netplan_file = booted.run("stat", "-c", "%i", NETPLAN_ETH1).stdout
+        booted.run("netplan", "generate", timeout=60)
+        assert booted.run("stat", "-c", "%i", NETPLAN_ETH1).stdout != netplan_file, "netplan did not regenerate"
+        booted.run("systemctl", "daemon-reload", timeout=60)
+        assert show(booted, UNIT, "ActiveState")["ActiveState"] == "active"
+        assert f"/run/systemd/generator/multi-user.target.wants/{UNIT}" in our_files(booted), (
+            "the generator, re-run by daemon-reload, must still pull the unit in")
+        wait_configured(booted, topo, "after netplan generate and daemon-reload")
+
+
+def test_fault_restart_networkd() -> None:
+    with configured_host() as (topo, booted):
+        booted.run("systemctl", "restart", "systemd-networkd.service")
+        wait_configured(booted, topo, "after restarting systemd-networkd")
+
+
+def test_fault_uplink_bounces() -> None:
+    with configured_host() as (topo, booted):
+        booted.run("ip", "link", "set", "eth2", "down")
+        booted.wait_for(lambda: not booted.run("ip", "route", "show", "table", "102").stdout.strip(), 10,
+                        "the kernel to drop table 102's routes with eth2 down")
+        booted.run("ip", "link", "set", "eth2", "up")
+        wait_configured(booted, topo, "after eth2 went down and up")
+
+
+def test_fault_restart_nftables_reloads_our_table() -> None:
+    with configured_host(nftables_service=True) as (topo, booted):
+        tables = booted.run("nft", "list", "tables").stdout
+        assert "table inet filter" in tables and "table inet multiuplink" in tables, tables
+        started = show(booted, UNIT, "ExecMainStartTimestampMonotonic")["ExecMainStartTimestampMonotonic"]
+        booted.run("systemctl", "restart", "nftables.service")
+        wait_configured(booted, topo, "after restarting nftables (its 'flush ruleset' deletes our table)")
+        assert "table inet filter" in booted.run("nft", "list", "tables").stdout, "nftables.conf's own table"
+        assert show(booted, UNIT, "ExecMainStartTimestampMonotonic")["ExecMainStartTimestampMonotonic"] != started, (
+            f"PartOf=nftables.service must have restarted {UNIT}")
+
+
+def test_fault_reload_nftables_reloads_our_table() -> None:
+    """``systemctl reload nftables`` runs the same ``nft -f /etc/nftables.conf``, so the same 'flush ruleset'."""
+    with configured_host(nftables_service=True) as (topo, booted):
+        booted.run("systemctl", "reload", "nftables.service")
+        wait_configured(booted, topo, "after reloading nftables (its 'flush ruleset' deletes our table)")
+
+
+# (f) our own ExecReload=, the documented way to apply an edited stanza through systemd.
+def test_reload_unit_applies_an_edited_stanza() -> None:
+    """``systemctl reload multiuplink-configure`` (its ExecReload=) on a running host, after removing isp2."""
+    with configured_host() as (topo, booted):
+        edited = STANZA_YAML.replace("      isp2: {interface: eth2, mark: 2, table: 102}\n", "")
+        assert edited != STANZA_YAML
+        (booted.root / STANZA).write_text(edited)
+        booted.run("systemctl", "reload", UNIT)
+        assert our_files(booted).count("/run/systemd/network/10-netplan-eth2.network.d/50-multiuplink.conf") == 0
+
+        def isp2_gone() -> bool:
+            rules = booted.run("ip", "rule").stdout
+            return RULE["isp2"] not in rules and RULE["isp1"] in rules and not booted.run(
+                "ip", "route", "show", "table", "102").stdout.strip()
+        booted.wait_for(isp2_gone, SETTLE, "networkd to drop isp2's rule and table 102 after the reload")
+        wait_isp1_only(booted, topo, "after removing isp2 and reloading")
+
+
+# --- 6. no stanza at all ------------------------------------------------------
+
+def test_no_stanza_generator_does_nothing() -> None:
+    with product_guest(stanza=None) as guest, power_on(guest) as (topo, booted):
+        wait_isp1_only(booted, topo, "without a stanza")
+        assert booted.run("sh", "-c", f"ls /run/systemd/generator*/*.wants/{UNIT}", check=False).returncode != 0
+        assert our_state(booted) == {}
+        assert booted.run("test", "-e", CACHE, check=False).returncode != 0
+        assert booted.run("test", "-f", "/dev/kmsg", check=False).returncode != 0, "the generator wrote a log"
