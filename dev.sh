@@ -11,7 +11,7 @@ APT_PACKAGES=(
     nftables iptables iproute2 netplan.io systemd dbus
     # the tests: namespaces, traffic, real boots, the Debian package
     python3-pytest conntrack curl iputils-ping debootstrap systemd-container
-    debhelper dh-python pybuild-plugin-pyproject python3-setuptools python3-all lintian devscripts man-db groff-base
+    dpkg-dev lintian devscripts man-db groff-base   # the package's Build-Depends come from debian/control below
 )
 
 setup() {
@@ -23,6 +23,10 @@ setup() {
         echo "dev.sh: installing ${missing[*]}" >&2
         apt-get update -q
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    fi
+    if ! dpkg-checkbuilddeps 2>/dev/null; then
+        [ -n "$(find /var/lib/apt/lists -name '*Packages*' -print -quit)" ] || apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get build-dep -y -q ./
     fi
     # Debian's interpreter with Debian's python3-* packages: what runs on a user's host.
     if [ ! -x .venv/bin/python ]; then

@@ -27,13 +27,26 @@ from tests.debian_build import build_deb, build_dsc, build_environment, missing_
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _systemd_dir(variable: str) -> str:
+    """Where this release's systemd keeps units or generators, as debian/rules asks it (pkgconf)."""
+    try:
+        done = subprocess.run(["pkg-config", f"--variable={variable}", "systemd"], capture_output=True, text=True)
+    except FileNotFoundError:
+        return "./missing-pkg-config"  # the build needs it too; missing_build_tools() says so
+    return "." + done.stdout.strip()
+
+
+UNIT_DIR = _systemd_dir("systemdsystemunitdir")
+GENERATOR_DIR = _systemd_dir("systemdsystemgeneratordir")
 PACKAGE_PY = REPO / "multiuplink_networkd"
 SITE = "./usr/lib/python3/dist-packages/"
 EXPECTED = {
     "./usr/sbin/multiuplink": 0o755,
-    "./usr/lib/systemd/system-generators/multiuplink": 0o755,
-    "./usr/lib/systemd/system/multiuplink-configure.service": 0o644,
-    "./usr/lib/systemd/system/multiuplink-report.service": 0o644,
+    GENERATOR_DIR + "/multiuplink": 0o755,
+    UNIT_DIR + "/multiuplink-configure.service": 0o644,
+    UNIT_DIR + "/multiuplink-report.service": 0o644,
     "./usr/share/multiuplink-networkd/multiuplink.schema.json": 0o644,
     "./usr/share/man/man8/multiuplink.8.gz": 0o644,
     "./usr/share/man/man5/multiuplink.d.5.gz": 0o644,
@@ -114,13 +127,14 @@ def test_files_are_where_systemd_the_unit_and_the_code_look(deb: Path, listing: 
         assert listing.get(path) == mode, f"{path}: {oct(listing[path]) if path in listing else 'missing'}"
     modules = sorted(SITE + str(p.relative_to(REPO)) for p in PACKAGE_PY.rglob("*.py"))
     assert [m for m in modules if m not in listing] == []
-    for unit_name in (generator.UNIT, generator.REPORT_UNIT):  # what the generator links to
-        assert "." + generator.UNIT_DIR + unit_name in listing
-    unit = _member(deb, "./usr/lib/systemd/system/multiuplink-configure.service").decode()
+    for unit_name in (generator.UNIT, generator.REPORT_UNIT):  # what the generator links to (merged /usr)
+        assert f"{UNIT_DIR}/{unit_name}" in listing and os.path.realpath(generator.UNIT_DIR) == \
+            os.path.realpath(UNIT_DIR[1:])
+    unit = _member(deb, UNIT_DIR + "/multiuplink-configure.service").decode()
     assert unit == (REPO / "units" / "multiuplink-configure.service").read_text()
     for command in re.findall(r"^Exec\w+=(\S+)", unit, re.M):
         assert "." + command in listing, command
-    assert _member(deb, "./usr/lib/systemd/system-generators/multiuplink").startswith(b"#!/usr/bin/python3 -IS\n")
+    assert _member(deb, GENERATOR_DIR + "/multiuplink").startswith(b"#!/usr/bin/python3 -IS\n")
     assert _member(deb, "./usr/sbin/multiuplink").startswith(b"#!/usr/bin/python3\n")
     assert _member(deb, "./usr/share/multiuplink-networkd/multiuplink.schema.json") == \
         (REPO / "schema" / "multiuplink.schema.json").read_bytes()
@@ -212,7 +226,7 @@ def _install_autopkgtest_remove_purge(deb: Path, root: Path) -> None:
         (root / relative).write_text("# state\n")
     removed = _chroot(root, "dpkg", "-r", "multiuplink-networkd")
     assert removed.returncode == 0, removed.stdout + removed.stderr
-    assert not (root / "usr/lib/systemd/system-generators/multiuplink").exists()
+    assert not (root / GENERATOR_DIR[2:] / "multiuplink").exists()
     assert [rel for rel in STATE if not (root / rel).exists()] == [], "remove leaves the running state alone"
 
     purged = _chroot(root, "dpkg", "-P", "multiuplink-networkd")
