@@ -1,0 +1,82 @@
+"""The installed generator script, run as systemd runs it (argv per systemd.generator(7))."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from multiuplink_networkd import __version__, generator, paths
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "units" / "multiuplink-generator"
+EXAMPLE = REPO / "examples" / "two-isps"
+
+
+def run(root: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(SCRIPT), *argv], capture_output=True, text=True,
+                          env={**os.environ, generator.ROOT_ENV: str(root)})
+
+
+def wanted(out: Path) -> list[str]:
+    wants = out / generator.WANTED_BY
+    return sorted(p.name for p in wants.iterdir()) if wants.exists() else []
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    shutil.copytree(EXAMPLE, tmp_path / "root")
+    return tmp_path / "root"
+
+
+@pytest.mark.parametrize("argv", [(), ("a", "b"), ("a", "b", "c", "d")])
+def test_wrong_argv_exits_2(root: Path, argv: tuple[str, ...]) -> None:
+    done = run(root, *argv)
+    assert done.returncode == 2 and "usage" in done.stderr
+
+
+@pytest.mark.parametrize("dirs", [1, 3])
+def test_valid_stanza_pulls_in_the_configure_unit(root: Path, tmp_path: Path, dirs: int) -> None:
+    out = tmp_path / "out"
+    done = run(root, *[str(out)] * dirs)
+    assert done.returncode == 0 and done.stderr == ""
+    assert wanted(out) == [generator.UNIT]
+    assert os.readlink(out / generator.WANTED_BY / generator.UNIT) == generator.UNIT_DIR + generator.UNIT
+    assert sorted(p.name for p in out.iterdir()) == [generator.WANTED_BY], "writes only into its output dir"
+
+
+def test_no_stanza_writes_nothing(root: Path, tmp_path: Path) -> None:
+    shutil.rmtree(root / "etc/netplan/multiuplink.d")
+    out = tmp_path / "out"
+    out.mkdir()
+    assert run(root, str(out)).returncode == 0
+    assert list(out.iterdir()) == []
+
+
+def test_invalid_stanza_pulls_in_the_report_unit_and_says_where(root: Path, tmp_path: Path) -> None:
+    stanza = root / "etc/netplan/multiuplink.d/uplinks.yaml"
+    stanza.write_text(stanza.read_text().replace("mark: 2", "mark: 1"))
+    out = tmp_path / "out"
+    done = run(root, str(out))
+    assert done.returncode == 0, "never fails boot"
+    assert wanted(out) == [generator.REPORT_UNIT]
+    assert f"{stanza}:7:37: mark 1 of uplink 'isp2' is already used by uplink 'isp1'" in done.stderr
+
+
+def test_unchanged_inputs_are_trusted_without_parsing(root: Path, tmp_path: Path) -> None:
+    """Proof that the cache path skips YAML: it accepts a broken file whose stat did not change."""
+    cache = root / paths.GENERATOR_CACHE
+    cache.parent.mkdir(parents=True)
+    cache.write_text(paths.fingerprint(str(root), __version__))
+    stanza = root / "etc/netplan/multiuplink.d/uplinks.yaml"
+    status = stanza.stat()
+    broken = stanza.read_text().replace("mark: 2", "mark: 1")
+    with open(stanza, "r+") as handle:  # same inode and size
+        handle.write(broken)
+    os.utime(stanza, ns=(status.st_atime_ns, status.st_mtime_ns))
+    assert wanted(run(root, str(tmp_path / "a")) and tmp_path / "a") == [generator.UNIT]
+    stanza.touch()  # any change of mtime: parsed again, and refused
+    assert wanted(run(root, str(tmp_path / "b")) and tmp_path / "b") == [generator.REPORT_UNIT]
