@@ -33,6 +33,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Self, TypeVar
 
+import pytest
+
+BOOT_REQUIREMENTS = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="booting a guest needs root (netns, mount, nspawn, chroot)"),
+    pytest.mark.skipif(not shutil.which("systemd-nspawn"),
+                       reason="systemd-nspawn missing (apt-get install systemd-container)"),
+    pytest.mark.skipif(not shutil.which("debootstrap"), reason="debootstrap missing (apt-get install debootstrap)"),
+]
+"""The skip conditions of every test that boots a guest (each with its stated reason)."""
+
 CACHE_DIR = Path("/var/cache/multiuplink-tests")
 SUITE = "bookworm"
 PACKAGES = (

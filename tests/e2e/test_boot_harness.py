@@ -8,24 +8,16 @@ with isp2's source, which isp1 drops as spoofed).  If isp2 ever answers
 here, product tests built on this harness prove nothing.
 """
 
-import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from .boot import Booted, Guest, base_rootfs
+from .boot import BOOT_REQUIREMENTS, Booted, Guest, base_rootfs
 from .topology import Topology
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(os.geteuid() != 0, reason="booting a guest needs root (netns, mount, nspawn)"),
-    pytest.mark.skipif(not shutil.which("systemd-nspawn"),
-                       reason="systemd-nspawn missing (apt-get install systemd-container)"),
-    pytest.mark.skipif(not shutil.which("debootstrap"), reason="debootstrap missing (apt-get install debootstrap)"),
-]
+pytestmark = [pytest.mark.e2e, *BOOT_REQUIREMENTS]
 
 REPO = Path(__file__).resolve().parents[2]
 
