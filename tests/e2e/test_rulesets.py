@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -63,3 +64,22 @@ def test_iptables_backend_answers_via_both_isps(tmp_path: Path) -> None:
         host.wait_uplinks("isp1", "isp2")
         assert "table inet multiuplink" not in host.nft()
         assert host.reachable() == {"isp1": True, "isp2": True}
+
+
+def test_128_uplinks_render_and_load(namespace: str, tmp_path: Path) -> None:
+    """The per-packet cost stays one verdict-map lookup per hook: the maps just grow."""
+    root = tmp_path / "root"
+    (root / "etc/netplan/multiuplink.d").mkdir(parents=True)
+    ethernets = "".join(f"    up{i}:\n      addresses: [10.{i}.0.2/24]\n"
+                        f"      routes: [{{to: default, via: 10.{i}.0.1}}]\n" for i in range(128))
+    (root / "etc/netplan/50-up.yaml").write_text(f"network:\n  renderer: networkd\n  ethernets:\n{ethernets}")
+    uplinks = "".join(f"      isp{i}: {{interface: up{i}}}\n" for i in range(128))
+    (root / "etc/netplan/multiuplink.d/up.yaml").write_text(f"network:\n  multiuplink:\n    uplinks:\n{uplinks}")
+    netns.run_cmd([sys.executable, "-m", "multiuplink_networkd", "generate", "--root-dir", str(root)],
+                  env={**os.environ, "PYTHONPATH": str(REPO)})
+    ruleset = (root / "run/multiuplink/ruleset.nft").read_text()
+    for _ in range(2):
+        netns.run(namespace, "nft", "-f", "-", input=ruleset)
+    listed = netns.run(namespace, "nft", "list", "chain", "inet", "multiuplink", "output").stdout
+    assert listed.count("jump restore_isp") == 128 and listed.count("vmap") == 1
+    assert len(list((root / "run/systemd/network").glob("*.network.d/50-multiuplink.conf"))) == 128
