@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,26 +39,31 @@ import pytest
 
 from tests.debian_build import PACKAGE, BuildError, build_deb, build_environment, copy_source, missing_build_tools
 
-from . import netns
-from .boot import Booted, Guest
-from .topology import HOST_ADDR, Topology
+from .boot import BOOT_REQUIREMENTS, Booted, Guest
+from .guest_product import (
+    BOTH,
+    CACHE,
+    NETPLAN_FILE,
+    NETPLAN_YAML,
+    STANZA_YAML,
+    UNIT,
+    WANTS_LINK,
+    cache_is_current,
+    existing,
+    exists,
+    guest_fingerprint,
+    http_get,
+    power_on,
+    reachable,
+    wait_configured,
+    wait_isp1_only,
+)
+from .product import STANZA
+from .topology import Topology
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(os.geteuid() != 0, reason="booting a guest needs root (netns, mount, nspawn, chroot)"),
-    pytest.mark.skipif(not shutil.which("systemd-nspawn"),
-                       reason="systemd-nspawn missing (apt-get install systemd-container)"),
-    pytest.mark.skipif(not shutil.which("debootstrap"), reason="debootstrap missing (apt-get install debootstrap)"),
-]
+pytestmark = [pytest.mark.e2e, *BOOT_REQUIREMENTS]
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "examples/two-isps/etc/netplan"
-NETPLAN_FILE = "etc/netplan/50-uplinks.yaml"
-STANZA = "etc/netplan/multiuplink.d/uplinks.yaml"
-UNIT = "multiuplink-configure.service"
 GENERATOR = "/usr/lib/systemd/system-generators/multiuplink"
-WANTS_LINK = f"/run/systemd/generator/multi-user.target.wants/{UNIT}"
-CACHE = "/var/lib/multiuplink/validated"
 STATE_DIR = "/var/lib/multiuplink"
 MAN_PAGES = ("/usr/share/man/man8/multiuplink.8.gz", "/usr/share/man/man5/multiuplink.d.5.gz")
 # Everything the product writes at run time (paths.OWNED_GLOBS) and the generator's output.
@@ -69,12 +72,6 @@ OWNED = ("/run/systemd/network/10-netplan-*.network.d/50-multiuplink.conf", "/ru
 CONFIGURED_FILES = ["/run/multiuplink/lock", "/run/multiuplink/ruleset.nft", "/run/sysctl.d/50-multiuplink.conf",
                     "/run/systemd/network/10-netplan-eth1.network.d/50-multiuplink.conf",
                     "/run/systemd/network/10-netplan-eth2.network.d/50-multiuplink.conf"]
-RULE = {"isp1": "fwmark 0x1000000/0xff000000 lookup 101", "isp2": "fwmark 0x2000000/0xff000000 lookup 102"}
-TABLE_ROUTE = {"101": "default via 203.0.113.1 dev eth1", "102": "default via 192.0.2.1 dev eth2"}
-BOTH = {"isp1": True, "isp2": True}
-ISP1_ONLY = {"isp1": True, "isp2": False}
-SETTLE = 15.0  # seconds for networkd to configure after a boot (< 1 s here)
-PROBE_TIMEOUT = 1.0  # a connect on these veths answers in milliseconds; a dropped SYN costs this much
 DPKG_TIMEOUT = 180.0
 BUILD_SECONDS: dict[str, float] = {}
 
@@ -146,22 +143,12 @@ def bumped_deb(deb: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
 def host_guest(*debs: Path) -> Iterator[Guest]:
     """A guest without the package: netplan's YAML, our stanza, an HTTP service; the .debs in /var/tmp."""
     with Guest() as guest:
-        guest.write(NETPLAN_FILE, (EXAMPLE / "50-uplinks.yaml").read_text(), mode=0o600)
-        guest.write(STANZA, (EXAMPLE / "multiuplink.d/uplinks.yaml").read_text(), mode=0o600)
+        guest.write(NETPLAN_FILE, NETPLAN_YAML, mode=0o600)
+        guest.write(STANZA, STANZA_YAML, mode=0o600)
         guest.enable_http()
         for deb in debs:
             shutil.copy(deb, guest.root / "var/tmp" / deb.name)  # nspawn mounts a tmpfs on /tmp
         yield guest
-
-
-@contextlib.contextmanager
-def power_on(guest: Guest) -> Iterator[tuple[Topology, Booted]]:
-    """Boot ``guest`` as the host of a fresh topology; a failed check shows the guest's journal tail."""
-    with Topology(configure_host=False) as topo, guest.boot(topo.host_ns) as booted:
-        try:
-            yield topo, booted
-        except AssertionError as error:
-            raise AssertionError(f"{error}\n{booted.diagnostics()}") from None
 
 
 def dpkg(booted: Booted, *argv: str, complaints: list[str] | None = None) -> str:
@@ -182,26 +169,6 @@ def dpkg(booted: Booted, *argv: str, complaints: list[str] | None = None) -> str
 
 
 # --- observing ----------------------------------------------------------------
-
-def reachable(topo: Topology) -> dict[str, bool]:
-    return {isp: topo.tcp_reachable(isp, timeout=PROBE_TIMEOUT) for isp in ("isp1", "isp2")}
-
-
-_HTTP_GET = """\
-import sys, urllib.request
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy from the environment
-with opener.open(f"http://{sys.argv[1]}/", timeout=float(sys.argv[2])) as reply:
-    print(reply.status)
-"""
-
-
-def http_status(topo: Topology, isp: str) -> str:
-    """The client's GET / of the guest's HTTP service via ``isp``: the status, or the error."""
-    done = netns.run(topo.client_ns, sys.executable, "-c", _HTTP_GET, HOST_ADDR[isp], "3",
-                     check=False, timeout=15)
-    out: str = done.stdout.strip() if done.returncode == 0 else (done.stderr.strip().splitlines() or ["?"])[-1]
-    return out
-
 
 def unit_state(booted: Booted, unit: str) -> str:
     """``systemctl is-active`` and when the unit last started: a restart changes the timestamp."""
@@ -232,12 +199,8 @@ def network(booted: Booted, topo: Topology) -> dict[str, object]:
 
 def owned_files(booted: Booted) -> dict[str, str]:
     """Our generated files in /run: {path: sha256 of the content}."""
-    listed = booted.run("sh", "-c", f"ls -d {' '.join(OWNED)} 2>/dev/null", check=False).stdout.split()
-    return {path: hashlib.sha256(booted.run("cat", path).stdout.encode()).hexdigest()[:12] for path in listed}
-
-
-def exists(booted: Booted, path: str) -> bool:
-    return booted.run("test", "-e", path, check=False).returncode == 0
+    return {path: hashlib.sha256(booted.run("cat", path).stdout.encode()).hexdigest()[:12]
+            for path in existing(booted, OWNED)}
 
 
 def leftovers(booted: Booted) -> dict[str, object]:
@@ -258,32 +221,14 @@ def leftovers(booted: Booted) -> dict[str, object]:
     }
 
 
-def configured(booted: Booted, topo: Topology) -> bool:
-    """networkd installed both rules and table routes, our table is loaded, and both ISPs answer."""
-    rules = booted.run("ip", "rule").stdout
-    if not all(f"{rule} proto static" in rules for rule in RULE.values()):
-        return False
-    for number, route in TABLE_ROUTE.items():
-        if route not in booted.run("ip", "route", "show", "table", number, check=False).stdout:
-            return False
-    if booted.run("nft", "list", "table", "inet", "multiuplink", check=False).returncode != 0:
-        return False
-    return reachable(topo) == BOTH
-
-
-def wait_configured(booted: Booted, topo: Topology, after: str) -> None:
-    booted.wait_for(lambda: configured(booted, topo), SETTLE, f"both ISPs answer {after}")
+def wait_configured_cleanly(booted: Booted, topo: Topology, after: str) -> None:
+    """wait_configured, then: both ISPs serve HTTP, our unit is active, nothing failed, the generator was silent."""
+    wait_configured(booted, topo, after)
     for isp in ("isp1", "isp2"):
-        assert http_status(topo, isp) == "200", f"GET / via {isp} {after}"
+        assert http_get(topo, isp).startswith("200 "), f"GET / via {isp} {after}"
     assert booted.run("systemctl", "is-active", UNIT, check=False).stdout.strip() == "active"
     assert booted.system_state() == "running", booted.run("systemctl", "--failed", check=False).stdout
     assert "multiuplink-generator" not in booted.journal(), "the generator reported an error"
-
-
-def wait_isp1_only(booted: Booted, topo: Topology, after: str) -> None:
-    booted.wait_for(lambda: booted.run("ip", "route", "show", "default").stdout.strip()
-                    and topo.tcp_reachable("isp1", timeout=PROBE_TIMEOUT), SETTLE, f"isp1 answers {after}")
-    assert reachable(topo) == ISP1_ONLY, f"only isp1 may answer {after}"
 
 
 def assert_plain_netplan(booted: Booted, topo: Topology, after: str) -> None:
@@ -298,17 +243,6 @@ def assert_plain_netplan(booted: Booted, topo: Topology, after: str) -> None:
     assert {name: booted.run("sysctl", "-n", f"net.ipv4.conf.{name}.rp_filter").stdout.strip()
             for name in ("eth1", "eth2")} == {"eth1": "1", "eth2": "1"}, f"rp_filter {after}"
     assert booted.system_state() == "running", booted.run("systemctl", "--failed", check=False).stdout
-
-
-def cache_is_current(booted: Booted) -> bool:
-    """Would the installed package's generator trust its cache (and skip parsing)? Its own test, run in the guest."""
-    return booted.run("cat", CACHE, check=False).stdout == guest_fingerprint(booted)
-
-
-def guest_fingerprint(booted: Booted) -> str:
-    """The generator's cache as the guest's installed package computes it for the current inputs."""
-    return booted.run("python3", "-c", "import sys; from multiuplink_networkd import __version__, paths; "
-                                       "sys.stdout.write(paths.fingerprint('/', __version__))").stdout
 
 
 class Steps:
@@ -355,7 +289,7 @@ def test_offline_install_then_first_boot_answers_via_both_isps(deb: Path) -> Non
         assert installed.returncode == 0, installed.stdout + installed.stderr
         with steps.power_on(guest, "first boot") as (topo, booted):
             with steps.step("until both ISPs answer"):
-                wait_configured(booted, topo, "on the first boot after an offline install")
+                wait_configured_cleanly(booted, topo, "on the first boot after an offline install")
             assert booted.run("cat", CACHE).stdout == guest_fingerprint(booted)
             assert booted.system_state() == "running", booted.run("systemctl", "--failed", check=False).stdout
     print(f"\n{steps.report()}")
@@ -387,7 +321,7 @@ def test_install_upgrade_remove_purge_in_a_running_host(deb: Path, bumped_deb: t
 
         with steps.power_on(guest, "after install") as (topo, booted):
             with steps.step("until both ISPs answer (after install)"):
-                wait_configured(booted, topo, "after installing and rebooting")
+                wait_configured_cleanly(booted, topo, "after installing and rebooting")
             validate = booted.run("multiuplink", "validate", check=False)
             assert validate.returncode == 0, validate.stdout + validate.stderr
             for page in MAN_PAGES:
@@ -417,7 +351,7 @@ def test_install_upgrade_remove_purge_in_a_running_host(deb: Path, bumped_deb: t
 
         with steps.power_on(guest, "after upgrade") as (topo, booted):
             with steps.step("until both ISPs answer (after upgrade)"):
-                wait_configured(booted, topo, "after upgrading and rebooting")
+                wait_configured_cleanly(booted, topo, "after upgrading and rebooting")
             assert booted.run("multiuplink", "--version").stdout.split()[-1] == new_version
             new_cache = booted.run("cat", CACHE).stdout
             assert new_cache.startswith(f"{PACKAGE} {new_version}\n"), new_cache
@@ -466,7 +400,7 @@ def test_install_upgrade_remove_purge_in_a_running_host(deb: Path, bumped_deb: t
 
         with steps.power_on(guest, "after reinstall") as (topo, booted):
             with steps.step("until both ISPs answer (after reinstall)"):
-                wait_configured(booted, topo, "after reinstalling over the kept stanza")
+                wait_configured_cleanly(booted, topo, "after reinstalling over the kept stanza")
             before = network(booted, topo)
             assert sorted(owned_files(booted)) == CONFIGURED_FILES
             with steps.step("dpkg -P (running, configured)"):

@@ -1,0 +1,116 @@
+"""What the boot tests observe in a booted guest running the product.
+
+Shared by test_boot.py (the project installed into the guest) and
+test_deb_boot.py (the Debian package installed into it): the example's
+netplan YAML and stanza, booting a guest as the host of a fresh topology,
+and what a client and the guest's kernel show of our configuration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterable, Iterator
+
+from . import netns
+from .boot import Booted, Guest
+from .product import REPO, RULE
+from .product import TABLE_ROUTE as _TABLE_ROUTE_BY_ISP
+from .topology import HOST_ADDR, Topology
+
+EXAMPLE = REPO / "examples/two-isps/etc/netplan"
+NETPLAN_FILE = "etc/netplan/50-uplinks.yaml"
+NETPLAN_YAML = (EXAMPLE / "50-uplinks.yaml").read_text()
+STANZA_YAML = (EXAMPLE / "multiuplink.d/uplinks.yaml").read_text()
+UNIT = "multiuplink-configure.service"
+WANTS_LINK = f"/run/systemd/generator/multi-user.target.wants/{UNIT}"
+CACHE = "/var/lib/multiuplink/validated"
+TABLE_ROUTE = dict(_TABLE_ROUTE_BY_ISP.values())  # {"101": "default via 203.0.113.1 dev eth1", "102": ...}
+BOTH = {"isp1": True, "isp2": True}
+ISP1_ONLY = {"isp1": True, "isp2": False}
+SETTLE = 15.0  # seconds for networkd to (re)configure after a boot or a fault (it takes < 1 s here)
+PROBE_TIMEOUT = 1.0  # a connect on these veths answers in milliseconds; a dropped SYN costs this much
+
+
+# --- booting ------------------------------------------------------------------
+
+@contextlib.contextmanager
+def power_on(guest: Guest) -> Iterator[tuple[Topology, Booted]]:
+    """Boot ``guest`` as the host of a fresh topology; a failed check shows the guest's journal tail.
+
+    Fresh namespaces for every boot: a real reboot starts with empty kernel
+    state, while a namespace kept from the previous boot would still hold
+    that boot's nft table, rules and sysctls.
+    """
+    with Topology(configure_host=False) as topo, guest.boot(topo.host_ns) as booted:
+        try:
+            yield topo, booted
+        except AssertionError as error:  # every failed check while the guest runs shows its journal
+            raise AssertionError(f"{error}\n{booted.diagnostics()}") from None
+
+
+# --- observing ----------------------------------------------------------------
+
+def reachable(topo: Topology, timeout: float = PROBE_TIMEOUT) -> dict[str, bool]:
+    """Which ISPs the client completes a TCP handshake with the guest through, each probe bounded by ``timeout``."""
+    return {isp: topo.tcp_reachable(isp, timeout=timeout) for isp in ("isp1", "isp2")}
+
+
+_HTTP_GET = """\
+import sys, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy from the environment
+with opener.open(f"http://{sys.argv[1]}/", timeout=float(sys.argv[2])) as reply:
+    print(reply.status, len(reply.read()))
+"""
+
+
+def http_get(topo: Topology, isp: str, timeout: float = 3.0) -> str:
+    """The client's GET / of the guest's HTTP service via ``isp``: status and body length, or the error."""
+    done = netns.run(topo.client_ns, sys.executable, "-c", _HTTP_GET, HOST_ADDR[isp], str(timeout),
+                     check=False, timeout=timeout + 10)
+    out: str = done.stdout.strip() if done.returncode == 0 else (done.stderr.strip().splitlines() or ["?"])[-1]
+    return out
+
+
+def exists(booted: Booted, path: str) -> bool:
+    return booted.run("test", "-e", path, check=False).returncode == 0
+
+
+def existing(booted: Booted, globs: Iterable[str]) -> list[str]:
+    """The guest's paths that ``globs`` match (the guest's shell expands them)."""
+    return booted.run("sh", "-c", f"ls -d {' '.join(globs)} 2>/dev/null", check=False).stdout.split()
+
+
+def configured(booted: Booted, topo: Topology) -> bool:
+    """networkd installed both rules and table routes, our table is loaded, and both ISPs answer."""
+    rules = booted.run("ip", "rule").stdout
+    if not all(f"{rule} proto static" in rules for rule in RULE.values()):
+        return False
+    for number, route in TABLE_ROUTE.items():
+        if route not in booted.run("ip", "route", "show", "table", number, check=False).stdout:
+            return False
+    if booted.run("nft", "list", "table", "inet", "multiuplink", check=False).returncode != 0:
+        return False
+    return reachable(topo) == BOTH
+
+
+def wait_configured(booted: Booted, topo: Topology, after: str) -> None:
+    booted.wait_for(lambda: configured(booted, topo), SETTLE, f"both ISPs answer {after}")
+
+
+def wait_isp1_only(booted: Booted, topo: Topology, after: str, probe_timeout: float = PROBE_TIMEOUT) -> None:
+    """Until a default route is in and isp1 answers; then only isp1 may answer, each probe ``probe_timeout`` long."""
+    booted.wait_for(lambda: booted.run("ip", "route", "show", "default").stdout.strip()
+                    and topo.tcp_reachable("isp1", timeout=PROBE_TIMEOUT), SETTLE, f"isp1 answers {after}")
+    assert reachable(topo, timeout=probe_timeout) == ISP1_ONLY, f"only isp1 may answer {after}"
+
+
+def guest_fingerprint(booted: Booted) -> str:
+    """The generator's cache as the guest's installed product computes it for the current inputs."""
+    return booted.run("python3", "-c", "import sys; from multiuplink_networkd import __version__, paths; "
+                                       "sys.stdout.write(paths.fingerprint('/', __version__))").stdout
+
+
+def cache_is_current(booted: Booted) -> bool:
+    """Would the installed product's generator trust its cache (and skip parsing)? Its own test, run in the guest."""
+    return booted.run("cat", CACHE, check=False).stdout == guest_fingerprint(booted)
