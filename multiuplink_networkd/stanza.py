@@ -132,7 +132,7 @@ class _Builder:
             definition = resolved[name]
             if definition is None or name not in marks or name not in tables:
                 continue
-            route = self.resolve_route(name, merged[name], definition, positions[name])
+            route = self.resolve_route(name, merged[name], definition)
             if route is None:
                 continue
             gateway, addresses = route
@@ -258,8 +258,8 @@ class _Builder:
             used[candidate] = name
         return tables
 
-    def resolve_route(self, name: str, entry: dict[str, Setting], definition: Any,
-                      position: Position) -> tuple[Any, tuple[Any, ...]] | None:
+    def resolve_route(self, name: str, entry: dict[str, Setting],
+                      definition: Any) -> tuple[Any, tuple[Any, ...]] | None:
         """Gateway and addresses: the stanza's keys win over what netplan declares."""
         addresses = self.parse_addresses(name, entry.get("addresses"))
         if addresses is None:
