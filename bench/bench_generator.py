@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,8 +53,23 @@ def make_root(base: Path, uplinks: int, with_stanza: bool) -> Path:
     return root
 
 
-def timed(argv: list[str], env: dict[str, str], prepare: object = None) -> float:
-    if callable(prepare):
+def cyaml_env() -> str:
+    """The variable that makes the generator use plain PyYAML instead of its C-parser-only fast path."""
+    sys.path.insert(0, str(REPO))
+    from multiuplink_networkd.config import cyaml
+
+    return cyaml.PLAIN_ENV
+
+
+def fast_path_available() -> bool:
+    """Whether the generator's PyYAML fast path loads with the interpreter that runs it at boot."""
+    probe = "from multiuplink_networkd.config import cyaml; raise SystemExit(0 if cyaml.FAST else 1)"
+    return subprocess.run(["/usr/bin/python3", "-I", "-c", f"import sys; sys.path.insert(0, {str(REPO)!r}); {probe}"],
+                          check=False).returncode == 0
+
+
+def timed(argv: list[str], env: dict[str, str], prepare: Callable[[], None] | None = None) -> float:
+    if prepare is not None:
         prepare()
     start = time.perf_counter()
     subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
@@ -82,9 +98,10 @@ def run_suite(uplinks: int, runs: int, base: Path) -> dict[str, float]:
     subprocess.run([sys.executable, "-m", "multiuplink_networkd", "generate", "--root-dir", str(stanza_root)],
                    cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     sys.path.insert(0, str(REPO))
-    from multiuplink_networkd import __version__, paths
+    from multiuplink_networkd import __version__
+    from multiuplink_networkd.config import inputs
 
-    fingerprint = paths.fingerprint(str(stanza_root), __version__)
+    fingerprint = inputs.fingerprint(str(stanza_root), __version__)
 
     def unchanged() -> None:
         clear_out()
@@ -92,10 +109,13 @@ def run_suite(uplinks: int, runs: int, base: Path) -> dict[str, float]:
         cache.write_text(fingerprint)
 
     netplan_out = base / f"netplan-{uplinks}"
-    commands = {
+    plain_pyyaml = {**env, cyaml_env(): "1"}
+    commands: dict[str, tuple[Callable[[], tuple[list[str], dict[str, str]]], Callable[[], None] | None]] = {
         "netplan": (lambda: ([NETPLAN_GENERATE, "--root-dir", str(stanza_root)], env), None),
         "python": (lambda: (["/usr/bin/python3", "-I", "-S", "-c", "pass"], env), None),
         "cold": (lambda: generator(stanza_root), cold),
+        "cold-plain-pyyaml": (lambda: (generator(stanza_root)[0], {**generator(stanza_root)[1], **plain_pyyaml}),
+                              cold),
         "unchanged": (lambda: generator(stanza_root), unchanged),
         "no-stanza": (lambda: generator(plain_root), clear_out),
         "generate-cli": (lambda: (["/usr/bin/python3", "-m", "multiuplink_networkd", "generate", "--root-dir",
@@ -118,6 +138,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=40)
     args = parser.parse_args()
+    if not fast_path_available():
+        print("NOTE: the generator's PyYAML fast path (config/cyaml.py) fell back to plain PyYAML here;"
+              " 'cold' below is the plain-PyYAML figure")
     with tempfile.TemporaryDirectory(prefix="mu-bench-") as tmp:
         for uplinks in (2, 128):
             medians = run_suite(uplinks, args.runs, Path(tmp))
@@ -127,6 +150,8 @@ def main() -> int:
                 ratio = medians[case] / netplan
                 print(f"  generator {case:<10} {ratio:5.2f}x netplan's generator (target <= {target}x)"
                       f"{'' if ratio <= target else '  OVER TARGET'}")
+            plain = medians["cold-plain-pyyaml"] / netplan
+            print(f"  generator cold with plain PyYAML {plain:5.2f}x netplan's generator (why config/cyaml.py exists)")
             ratio = medians["no-stanza"] / python
             print(f"  generator no-stanza  {ratio:5.2f}x bare python3 -I -S (target <= {NO_STANZA_TARGET}x)"
                   f"{'' if ratio <= NO_STANZA_TARGET else '  OVER TARGET'}")

@@ -1,9 +1,12 @@
 """``multiuplink``: generate, validate and apply the multi-uplink configuration.
 
+The one place that joins the three parts: :mod:`.config` reads the files into
+the model, :mod:`.render` turns it into files, :mod:`.host` writes and loads them.
+
 Exit codes: 0 success; 1 the configuration has errors (nothing was written or
-changed); 2 wrong command line; 3 applying failed at run time (the previous
-configuration was restored); 4 applied, but systemd-networkd is not running,
-so its rules and routes come when it starts.
+changed); 2 wrong command line; 3 the host refused a change at run time (the
+previous configuration was kept or restored); 4 applied, but systemd-networkd
+is not running, so its rules and routes come when it starts.
 """
 
 from __future__ import annotations
@@ -12,6 +15,11 @@ import argparse
 import sys
 
 from . import __version__
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .errors import ConfigErrors
+    from .model import Settings
 
 EXIT_OK, EXIT_CONFIG, EXIT_USAGE, EXIT_RUNTIME, EXIT_NETWORKD_DOWN = 0, 1, 2, 3, 4
 
@@ -37,40 +45,54 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def report(errors: object) -> None:
-    from .yamlsource import read_source_line
+def report(errors: ConfigErrors) -> None:
+    from .config.yamlsource import read_source_line
 
-    print(errors.format(read_source_line), file=sys.stderr)  # type: ignore[attr-defined]
+    print(errors.format(read_source_line), file=sys.stderr)
+    count = len(errors.errors)
+    print(f"multiuplink: {count} error{'s' if count > 1 else ''}; nothing was written", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from . import stanza
-    from .errors import ConfigErrors
+    from .config import inputs, stanza
+    from .errors import ConfigErrors, HostError
 
     try:
-        if args.command == "apply":
-            return _apply(args.root_dir, args.boot)
+        validated_inputs = inputs.fingerprint(args.root_dir, __version__)  # before reading: a racing edit misses
         settings = stanza.load(args.root_dir, reference=args.command == "validate")
     except ConfigErrors as errors:
         report(errors)
-        count = len(errors.errors)
-        print(f"multiuplink: {count} error{'s' if count > 1 else ''}; nothing was written", file=sys.stderr)
         return EXIT_CONFIG
-    if args.command == "validate":
-        if settings is None:
-            print("no stanza files in /{lib,etc,run}/netplan/multiuplink.d/")
-        else:
-            for u in settings.uplinks:
-                print(f"{u.name}: interface {u.interface} (netplan {u.netplan_id}), mark {u.fwmark:#x}/"
-                      f"{settings.mark_mask:#x}, table {u.table}, gateway {u.gateway}")
-            print(f"valid: {len(settings.uplinks)} uplink{'s' if len(settings.uplinks) != 1 else ''}, "
-                  f"backend {settings.backend}, rp-filter {settings.rp_filter}")
+    try:
+        if args.command == "validate":
+            return _validate(settings)
+        if args.command == "apply":
+            return _apply(args.root_dir, settings, args.boot, validated_inputs if settings else None)
+        return _generate(args.root_dir, settings)
+    except HostError as error:
+        print(f"multiuplink: {args.command} failed: {error}", file=sys.stderr)
+        return EXIT_RUNTIME
+
+
+def _validate(settings: Settings | None) -> int:
+    if settings is None:
+        print("no stanza files in /{lib,etc,run}/netplan/multiuplink.d/")
         return EXIT_OK
-    from . import writer
+    for u in settings.uplinks:
+        print(f"{u.name}: interface {u.interface} (netplan {u.netplan_id}), mark {u.fwmark:#x}/"
+              f"{settings.mark_mask:#x}, table {u.table}, gateway {u.gateway}")
+    print(f"valid: {len(settings.uplinks)} uplink{'s' if len(settings.uplinks) != 1 else ''}, "
+          f"backend {settings.backend}, rp-filter {settings.rp_filter}")
+    return EXIT_OK
+
+
+def _generate(root: str, settings: Settings | None) -> int:
+    from .host import writer
     from .render import render
 
-    changes = writer.write_tree(args.root_dir, render(settings) if settings else {})
+    with writer.locked(root):
+        changes = writer.write_tree(root, render(settings) if settings else {})
     for path in changes.written:
         print(f"wrote {path}")
     for path in changes.removed:
@@ -78,18 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_OK
 
 
-def _apply(root: str, boot: bool) -> int:
-    from .apply import ApplyError, apply
-    from .networkd_sync import NetworkdDown
+def _apply(root: str, settings: Settings | None, boot: bool, validated_inputs: str | None) -> int:
+    from .host.apply import apply
+    from .render import render
 
-    try:
-        changed = apply(root, boot=boot)
-    except ApplyError as error:
-        print(f"multiuplink: apply failed: {error}", file=sys.stderr)
-        return EXIT_RUNTIME
-    except NetworkdDown as error:
-        print(f"multiuplink: {error}: the ruleset and sysctls are loaded and the drop-ins written; "
-              "networkd installs the rules and routes when it starts", file=sys.stderr)
+    applied = apply(root, render(settings) if settings else {}, boot=boot, validated_inputs=validated_inputs)
+    if applied.networkd_down:
+        print(f"multiuplink: {applied.networkd_down}: the ruleset and sysctls are loaded and the drop-ins "
+              "written; networkd installs the rules and routes when it starts", file=sys.stderr)
         return EXIT_NETWORKD_DOWN
-    print("\n".join(f"changed {item}" for item in changed) if changed else "unchanged: nothing to do")
+    print("\n".join(f"changed {item}" for item in applied.changed) if applied.changed
+          else "unchanged: nothing to do")
     return EXIT_OK

@@ -1,4 +1,10 @@
-"""Config errors in netplan's format: ``path:line:col: message``, source line, caret, hint."""
+"""The two kinds of failure the user sees.
+
+:class:`ConfigError`: a problem in the user's files, in netplan's format
+(``path:line:col: message``, source line, caret, hint); nothing is written.
+:class:`HostError`: the host refused something we asked (a loader, a file
+system, networkd); the caller keeps or restores the previous configuration.
+"""
 
 from __future__ import annotations
 
@@ -64,6 +70,10 @@ class ConfigErrors(Exception):
 
     def format(self, read_line: ReadLine | None = None) -> str:
         return "\n".join(e.format(read_line) for e in self.errors)
+
+
+class HostError(Exception):
+    """The host refused an action: a command failed, a file could not be written, networkd did not follow."""
 
 
 if TYPE_CHECKING:

@@ -8,7 +8,8 @@ file:line:col into the journal and fails visibly, while the host boots with
 netplan's plain networking (a generator's own output may be lost: systemd
 discards its stderr and a container has no /dev/kmsg). Inputs unchanged
 since the last successful apply are recognised by their stat fingerprint,
-without loading YAML.
+without loading YAML. The installed script (units/multiuplink-generator)
+returns before importing this module when there is no stanza file at all.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import __version__, paths
+from . import __version__
 
 UNIT = "multiuplink-configure.service"
 REPORT_UNIT = "multiuplink-report.service"
@@ -43,23 +44,13 @@ def _log(root: str, level: int, message: str) -> None:
     print(line, file=sys.stderr)
 
 
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as stream:
-            return stream.read()
-    except OSError:
-        return None
-
-
-def stanza_present(root: str) -> bool:
-    return bool(paths.yaml_files(root, paths.STANZA_SUBDIR))
-
-
 def validated(root: str) -> bool:
     """True when the stanza is valid: from the cache if the inputs are unchanged, else by parsing."""
-    if _read(os.path.join(root, paths.GENERATOR_CACHE)) == paths.fingerprint(root, __version__):
+    from .config import inputs
+
+    if inputs.validated_before(root, __version__):
         return True
-    from . import stanza
+    from .config import stanza
     from .errors import ConfigErrors
 
     try:
@@ -78,9 +69,7 @@ def main(argv: list[str]) -> int:
         print("usage: multiuplink-generator NORMAL_DIR [EARLY_DIR LATE_DIR]", file=sys.stderr)
         return 2
     root = os.environ.get(ROOT_ENV, "/")
-    try:
-        if not stanza_present(root):
-            return 0
+    try:  # the script that calls us returned already if there is no stanza file
         unit = UNIT if validated(root) else REPORT_UNIT
         wants = os.path.join(argv[0], WANTED_BY)
         os.makedirs(wants, exist_ok=True)

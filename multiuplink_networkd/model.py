@@ -1,8 +1,9 @@
 """The validated, immutable model every renderer reads.
 
-Built only by :mod:`stanza` after all checks passed, so renderers never see
-an invalid value. Named tuples rather than dataclasses: ``dataclasses`` costs
-more import time than the whole generator may spend at boot.
+Built only by :mod:`.config.stanza` after all checks passed, so renderers
+never see an invalid value. Named tuples rather than dataclasses:
+``dataclasses`` costs more import time than the whole generator may spend at
+boot.
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ class Uplink(namedtuple("Uplink", "name netplan_id interface mark fwmark table g
         return tuple(dict.fromkeys(str(a.network) for a in self.addresses))
 
 
+class PolicyRule(namedtuple("PolicyRule", "priority fwmark mask table")):
+    """A routing policy rule as the kernel lists it: ``priority: from all fwmark fwmark/mask lookup table``."""
+
+    __slots__ = ()
+    priority: int
+    fwmark: int
+    mask: int
+    table: int
+
+
 class Settings(namedtuple("Settings", "uplinks mark_mask priority rp_filter backend")):
     """Everything the renderers need: uplinks sorted by name, plus the global settings."""
 
@@ -49,6 +60,13 @@ class Settings(namedtuple("Settings", "uplinks mark_mask priority rp_filter back
     priority: int
     rp_filter: str
     backend: str
+
+    def policy_rules(self, uplink: Uplink) -> tuple[PolicyRule, ...]:
+        """The rules that send an uplink's marked replies to its table."""
+        return (PolicyRule(self.priority, uplink.fwmark, self.mark_mask, uplink.table),)
+
+    def rp_filter_value(self) -> int:
+        return RP_FILTER_VALUES[self.rp_filter]
 
 
 RP_FILTER_VALUES = {"loose": 2, "off": 0}

@@ -75,7 +75,7 @@ def dump_both(request: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def dump() -> None:
     """Read {"documents": [path or text], "scalars": [text]} on stdin; print what is made of them."""
-    from multiuplink_networkd import cyaml
+    from multiuplink_networkd.config import cyaml
 
     request = json.load(sys.stdin)
     documents = []
@@ -87,7 +87,7 @@ def dump() -> None:
 
 
 def _document(data: bytes) -> dict[str, Any]:
-    from multiuplink_networkd import cyaml, yamlsource
+    from multiuplink_networkd.config import cyaml, yamlsource
     from multiuplink_networkd.errors import ConfigError
 
     result: dict[str, Any] = {}
@@ -104,7 +104,7 @@ def _document(data: bytes) -> dict[str, Any]:
 
 def _tree(node: Any, seen: dict[int, int]) -> Any:
     """A node as JSON: class, tag, marks, style and value; a node met again (an alias) by its number."""
-    from multiuplink_networkd import cyaml
+    from multiuplink_networkd.config import cyaml
 
     if node is None:
         return None
@@ -132,7 +132,7 @@ def _error(exc: Exception) -> list[Any]:
 
 def _value(value: Any) -> Any:
     """What yamlsource.load_text made, positions included."""
-    from multiuplink_networkd import yamlsource
+    from multiuplink_networkd.config import yamlsource
 
     if isinstance(value, yamlsource.Node):
         return ["map", repr(value.position), [[_value(key), repr(value.key_positions[key]),
@@ -146,7 +146,7 @@ def _value(value: Any) -> Any:
 
 def _scalar(text: str) -> list[Any]:
     """Tag and value of a one-scalar document: cyaml on the fast side, ``yaml.load(CSafeLoader)`` on the other."""
-    from multiuplink_networkd import cyaml
+    from multiuplink_networkd.config import cyaml
 
     if not cyaml.FAST:
         import yaml
@@ -269,7 +269,7 @@ def test_boot_path_loads_only_the_c_parser_and_yaml_stays_complete(tmp_path: Pat
     root = tmp_path / "root"
     shutil.copytree(REPO / "examples" / "two-isps", root)
     run(f"""
-from multiuplink_networkd import cyaml, stanza
+from multiuplink_networkd.config import cyaml, stanza
 assert cyaml.FAST
 assert stanza.load({str(root)!r}) is not None
 assert not set({SKIPPED!r}) & set(sys.modules), sorted(set({SKIPPED!r}) & set(sys.modules))
@@ -297,7 +297,7 @@ for loader in (yaml.CSafeLoader, yaml.SafeLoader):  # now the C parser raises Py
 def test_plain_pyyaml_when_forced_or_already_imported() -> None:
     for plain, code in ((True, ""), (False, "import yaml\n")):
         run(code + """
-from multiuplink_networkd import cyaml, yamlsource
+from multiuplink_networkd.config import cyaml, yamlsource
 assert not cyaml.FAST
 assert "yaml.constructor" in sys.modules and "yaml.cyaml" in sys.modules
 assert yamlsource.load_text(b"a: [0x10, on]", "f.yaml") == {"a": [16, True]}
@@ -317,7 +317,7 @@ def test_plain_pyyaml_when_the_fast_path_does_not_apply(change: str, tmp_path: P
         for extension in copy.glob("_yaml*.so"):
             extension.unlink()
     run(f"""
-from multiuplink_networkd import cyaml, yamlsource
+from multiuplink_networkd.config import cyaml, yamlsource
 import yaml
 assert not cyaml.FAST and yaml.__file__.startswith({str(copy)!r})
 assert yaml.__with_libyaml__ is {change != "no C extension"}
@@ -346,7 +346,7 @@ class EmptyTokensOnce:
         pass
 
 sys.meta_path.insert(0, EmptyTokensOnce())
-from multiuplink_networkd import cyaml, yamlsource
+from multiuplink_networkd.config import cyaml, yamlsource
 import yaml
 assert not cyaml.FAST and sys.meta_path[0].used
 assert yaml._yaml.ScalarNode is yaml.ScalarNode and yaml._yaml.ScalarToken is yaml.tokens.ScalarToken

@@ -47,7 +47,8 @@ EXPECTED = {
     GENERATOR_DIR + "/multiuplink": 0o755,
     UNIT_DIR + "/multiuplink-configure.service": 0o644,
     UNIT_DIR + "/multiuplink-report.service": 0o644,
-    "./usr/share/multiuplink-networkd/multiuplink.schema.json": 0o644,
+    "./usr/lib/python3/dist-packages/multiuplink_networkd/multiuplink.schema.json": 0o644,
+    "./usr/share/multiuplink-networkd/multiuplink.schema.json": 0o777,  # a link to the package's copy
     "./usr/share/man/man8/multiuplink.8.gz": 0o644,
     "./usr/share/man/man5/multiuplink.d.5.gz": 0o644,
     "./usr/share/bash-completion/completions/multiuplink": 0o644,
@@ -136,13 +137,13 @@ def test_files_are_where_systemd_the_unit_and_the_code_look(deb: Path, listing: 
         assert "." + command in listing, command
     assert _member(deb, GENERATOR_DIR + "/multiuplink").startswith(b"#!/usr/bin/python3 -IS\n")
     assert _member(deb, "./usr/sbin/multiuplink").startswith(b"#!/usr/bin/python3\n")
-    assert _member(deb, "./usr/share/multiuplink-networkd/multiuplink.schema.json") == \
-        (REPO / "schema" / "multiuplink.schema.json").read_bytes()
+    assert _member(deb, EXPECTED_SCHEMA) == (REPO / "schema" / "multiuplink.schema.json").read_bytes()
 
 
 def test_nothing_else_slips_in(listing: dict[str, int]) -> None:
     files = [path for path in listing if not path.endswith("/")]
-    assert [p for p in files if p.endswith("multiuplink.schema.json")] == [EXPECTED_SCHEMA], "schema exactly once"
+    schemas = [p for p in files if p.endswith("multiuplink.schema.json") and listing[p] != 0o777]
+    assert schemas == [EXPECTED_SCHEMA], "schema exactly once (/usr/share has a link to it)"
     assert [p for p in files if "__pycache__" in p or p.endswith(".pyc")] == []
     assert [p for p in files if p.startswith(("./usr/bin/", "./etc/", "./usr/share/share/", "./usr/local/"))] == []
     stray = [p for p in files if p.startswith(SITE) and not p.startswith((SITE + "multiuplink_networkd/",
@@ -150,7 +151,7 @@ def test_nothing_else_slips_in(listing: dict[str, int]) -> None:
     assert stray == [], "only the package and its dist-info in dist-packages (no tests, tools, README ...)"
 
 
-EXPECTED_SCHEMA = "./usr/share/multiuplink-networkd/multiuplink.schema.json"
+EXPECTED_SCHEMA = SITE + "multiuplink_networkd/multiuplink.schema.json"
 
 
 def _script(deb: Path, name: str) -> str:

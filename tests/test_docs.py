@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from multiuplink_networkd import cli, generator, schema
+from multiuplink_networkd import cli, generator
+from multiuplink_networkd.config import schema
 
 REPO = Path(__file__).resolve().parents[1]
 MAN = REPO / "man"

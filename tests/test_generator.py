@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from multiuplink_networkd import __version__, generator, paths
+from multiuplink_networkd.config import inputs
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "units" / "multiuplink-generator"
@@ -70,13 +72,23 @@ def test_unchanged_inputs_are_trusted_without_parsing(root: Path, tmp_path: Path
     """Proof that the cache path skips YAML: it accepts a broken file whose stat did not change."""
     cache = root / paths.GENERATOR_CACHE
     cache.parent.mkdir(parents=True)
-    cache.write_text(paths.fingerprint(str(root), __version__))
+    cache.write_text(inputs.fingerprint(str(root), __version__))
     stanza = root / "etc/netplan/multiuplink.d/uplinks.yaml"
     status = stanza.stat()
     broken = stanza.read_text().replace("mark: 2", "mark: 1")
     with open(stanza, "r+") as handle:  # same inode and size
         handle.write(broken)
     os.utime(stanza, ns=(status.st_atime_ns, status.st_mtime_ns))
-    assert wanted(run(root, str(tmp_path / "a")) and tmp_path / "a") == [generator.UNIT]
+    run(root, str(tmp_path / "a"))
+    assert wanted(tmp_path / "a") == [generator.UNIT]
     stanza.touch()  # any change of mtime: parsed again, and refused
-    assert wanted(run(root, str(tmp_path / "b")) and tmp_path / "b") == [generator.REPORT_UNIT]
+    run(root, str(tmp_path / "b"))
+    assert wanted(tmp_path / "b") == [generator.REPORT_UNIT]
+
+
+def test_script_checks_the_stanza_directories_of_paths() -> None:
+    """The script keeps its own copy of the list (it must not import anything when no stanza exists)."""
+    tree = ast.parse(SCRIPT.read_text())
+    copies = [node.value for node in tree.body if isinstance(node, ast.Assign)
+              and any(isinstance(t, ast.Name) and t.id == "STANZA_DIRS" for t in node.targets)]
+    assert len(copies) == 1 and ast.literal_eval(copies[0]) == paths.STANZA_DIRS

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from multiuplink_networkd import cli, paths, writer
+from multiuplink_networkd import cli, paths
+from multiuplink_networkd.host import writer
 
 CASES = Path(__file__).parent / "cases"
 UPDATE = os.environ.get("MULTIUPLINK_UPDATE_GOLDEN") == "1"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from multiuplink_networkd.config.netplan import NetplanInterface, read_netplan
 from multiuplink_networkd.errors import ConfigError, Position
-from multiuplink_networkd.netplan import NetplanInterface, read_netplan
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "netplan-corpus"
 DEFAULT_TO = {4: ("default", "0.0.0.0/0"), 6: ("default", "::/0")}

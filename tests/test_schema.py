@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from multiuplink_networkd import schema
-from multiuplink_networkd.yamlsource import load_text
+from multiuplink_networkd.config import schema
+from multiuplink_networkd.config.yamlsource import load_text
 
 RULES = schema.load_schema()
 CASES = Path(__file__).parent / "cases"

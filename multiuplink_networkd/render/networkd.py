@@ -11,11 +11,11 @@ from ..model import Settings, Uplink
 
 def dropin(uplink: Uplink, settings: Settings) -> str:
     mark = f"{uplink.fwmark:#x}/{settings.mark_mask:#x}"
-    sections = [
-        f"# uplink {uplink.name}: replies to connections that arrived on {uplink.interface} "
-        f"carry mark {mark} and use table {uplink.table}\n"
-        f"[RoutingPolicyRule]\nFirewallMark={mark}\nTable={uplink.table}\nPriority={settings.priority}\n"
-    ]
+    sections = [f"# uplink {uplink.name}: replies to connections that arrived on {uplink.interface} "
+                f"carry mark {mark} and use table {uplink.table}\n"]
+    sections[0] += "".join(f"[RoutingPolicyRule]\nFirewallMark={rule.fwmark:#x}/{rule.mask:#x}\n"
+                           f"Table={rule.table}\nPriority={rule.priority}\n"
+                           for rule in settings.policy_rules(uplink))
     for network in uplink.link_networks():
         sections.append(f"[Route]\nDestination={network}\nScope=link\nTable={uplink.table}\n")
     # On-link: the gateway is on the uplink's own subnet (checked) or declared on-link in netplan. Without

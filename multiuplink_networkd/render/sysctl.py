@@ -6,11 +6,11 @@ Keys use sysctl.d's slash form, so interface names with dots (VLANs such as
 
 from __future__ import annotations
 
-from ..model import RP_FILTER_VALUES, Settings
+from ..model import Settings
 
 
 def render(settings: Settings) -> str:
-    value = RP_FILTER_VALUES[settings.rp_filter]
+    value = settings.rp_filter_value()
     lines = ["# Strict reverse-path filtering would drop the replies routed by mark."]
     lines += [f"net/ipv4/conf/{u.interface}/rp_filter = {value}" for u in settings.uplinks]
     return "\n".join(lines) + "\n"

@@ -35,6 +35,8 @@ from typing import Self, TypeVar
 
 import pytest
 
+from . import netns
+
 BOOT_REQUIREMENTS = [
     pytest.mark.skipif(os.geteuid() != 0, reason="booting a guest needs root (netns, mount, nspawn, chroot)"),
     pytest.mark.skipif(not shutil.which("systemd-nspawn"),
@@ -175,13 +177,6 @@ def base_rootfs() -> Path:
     return tree
 
 
-class GuestCommandError(subprocess.CalledProcessError):
-    """A failed in-guest command; unlike its base class it shows the output."""
-
-    def __str__(self) -> str:
-        return f"{super().__str__()}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
-
-
 class Booted:
     """A running guest: run commands in it, read its journal, wait for states."""
 
@@ -201,7 +196,7 @@ class Booted:
             check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
             env=GUEST_ENV, timeout=timeout)
         if check and result.returncode != 0:
-            raise GuestCommandError(result.returncode, argv, result.stdout, result.stderr)
+            raise netns.CommandError(result.returncode, argv, result.stdout, result.stderr)
         return result
 
     def journal(self) -> str:
@@ -223,17 +218,13 @@ class Booted:
         `timeout` seconds fails with the journal, so a hanging boot explains
         itself in the test report.
         """
-        deadline = time.monotonic() + timeout
-        while True:
+        def alive_and(predicate: Callable[[], T] = predicate) -> T:
             if self.nspawn.poll() is not None:
                 raise RuntimeError(f"guest exited ({self.nspawn.returncode}) while waiting for {what}\n"
                                    f"{self.diagnostics()}")
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{what}: not reached within {timeout:g} s\n{self.diagnostics()}")
-            time.sleep(0.2)
+            return predicate()
+
+        return netns.wait_for(alive_and, timeout, what, interval=0.2, diagnose=self.diagnostics)
 
     def system_state(self) -> str:
         """`systemctl is-system-running`; 'offline' until the guest's PID 1 answers."""

@@ -14,8 +14,7 @@ from collections.abc import Iterable, Iterator
 
 from . import netns
 from .boot import Booted, Guest
-from .product import REPO, RULE
-from .product import TABLE_ROUTE as _TABLE_ROUTE_BY_ISP
+from .product import REPO, RULE, TABLE_ROUTE as _TABLE_ROUTE_BY_ISP
 from .topology import HOST_ADDR, Topology
 
 EXAMPLE = REPO / "examples/two-isps/etc/netplan"
@@ -107,8 +106,9 @@ def wait_isp1_only(booted: Booted, topo: Topology, after: str, probe_timeout: fl
 
 def guest_fingerprint(booted: Booted) -> str:
     """The generator's cache as the guest's installed product computes it for the current inputs."""
-    return booted.run("python3", "-c", "import sys; from multiuplink_networkd import __version__, paths; "
-                                       "sys.stdout.write(paths.fingerprint('/', __version__))").stdout
+    return booted.run("python3", "-c", "import sys; from multiuplink_networkd import __version__; "
+                                       "from multiuplink_networkd.config import inputs; "
+                                       "sys.stdout.write(inputs.fingerprint('/', __version__))").stdout
 
 
 def cache_is_current(booted: Booted) -> bool:

@@ -15,8 +15,8 @@ import select
 import shutil
 import subprocess
 import time
-from typing import TypeVar
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -51,7 +51,7 @@ def run_cmd(
     input: str | None = None,
     timeout: float = 30.0,
     env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess:
+) -> subprocess.CompletedProcess[str]:
     """Run argv to completion with text output captured and a hard timeout."""
     proc = subprocess.run(
         argv,
@@ -72,14 +72,14 @@ def run(
     check: bool = True,
     input: str | None = None,
     timeout: float = 30.0,
-) -> subprocess.CompletedProcess:
+) -> subprocess.CompletedProcess[str]:
     """Run a command inside network namespace ``ns``."""
     return run_cmd(
         ["ip", "netns", "exec", ns, *argv], check=check, input=input, timeout=timeout
     )
 
 
-def ip(ns: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def ip(ns: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """``ip -n ns ARGS``: cheaper than ``ip netns exec`` (no /sys remount)."""
     return run_cmd(["ip", "-n", ns, *args], check=check)
 
@@ -132,12 +132,13 @@ def wait_for(
         time.sleep(interval)
 
 
-def read_line(proc: subprocess.Popen, timeout: float, what: str) -> str:
+def read_line(proc: subprocess.Popen[str], timeout: float, what: str) -> str:
     """Read one line from ``proc.stdout`` (a text pipe) within ``timeout``.
 
     Used as a readiness handshake: a child prints a line once it is ready,
     which beats polling. EOF (the child died) or a timeout raises.
     """
+    assert proc.stdout is not None, "started with stdout=PIPE"
     ready, _, _ = select.select([proc.stdout], [], [], timeout)
     if not ready:
         raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
@@ -149,7 +150,7 @@ def read_line(proc: subprocess.Popen, timeout: float, what: str) -> str:
     return line.strip()
 
 
-def stop(proc: subprocess.Popen | None, timeout: float = 5.0) -> None:
+def stop(proc: subprocess.Popen[Any] | None, timeout: float = 5.0) -> None:
     """Stop a process we started, by its PID: SIGTERM, then SIGKILL."""
     if proc is None:
         return

@@ -28,6 +28,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from typing import IO
 
 from . import netns
 
@@ -82,10 +83,10 @@ class Networkd:
         self.dbus_address = ""  # set on __enter__
         self.log_path = ""
         self._tmp: str | None = None
-        self._log = None
-        self._supervisor: subprocess.Popen | None = None
-        self._dbus: subprocess.Popen | None = None
-        self._networkd: subprocess.Popen | None = None
+        self._log: IO[str] | None = None
+        self._supervisor: subprocess.Popen[str] | None = None
+        self._dbus: subprocess.Popen[str] | None = None
+        self._networkd: subprocess.Popen[bytes] | None = None
 
     # -- lifecycle -------------------------------------------------------
 
@@ -97,7 +98,7 @@ class Networkd:
             raise
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop_all()
 
     @property
@@ -147,10 +148,11 @@ class Networkd:
             env=self._env(SYSTEMD_LOG_LEVEL="debug", SYSTEMD_LOG_TARGET="console"),
         )
 
+        networkd = self._networkd
+
         def on_bus() -> bool:
-            if self._networkd.poll() is not None:
-                raise RuntimeError(
-                    f"systemd-networkd exited {self._networkd.returncode}\n{self.log_tail()}")
+            if networkd.poll() is not None:
+                raise RuntimeError(f"systemd-networkd exited {networkd.returncode}\n{self.log_tail()}")
             return self.run("busctl", "--auto-start=no", "get-property", *_BUS,
                             "OperationalState", check=False).returncode == 0
 
@@ -189,7 +191,7 @@ class Networkd:
         return {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": self.dbus_address, **extra}
 
     def run(self, *argv: str, check: bool = True, input: str | None = None,
-            timeout: float = 30.0) -> subprocess.CompletedProcess:
+            timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         """Run a command in networkd's network + mount namespace, with
         ``DBUS_SYSTEM_BUS_ADDRESS`` pointing at the private bus."""
         return netns.run_cmd(self._nsenter(*argv), check=check, input=input,
@@ -206,7 +208,7 @@ class Networkd:
 
     def ifindex(self, ifname: str) -> int:
         out = netns.ip(self.netns, "-j", "link", "show", "dev", ifname).stdout
-        return json.loads(out)[0]["ifindex"]
+        return int(json.loads(out)[0]["ifindex"])
 
     # -- waiting ---------------------------------------------------------
 

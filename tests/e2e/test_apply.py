@@ -9,19 +9,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import pytest
-
 from . import netns
-from .product import RULE, TABLE_ROUTE, Host, require_networkd
-
-pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def host(tmp_path: Path):
-    require_networkd()
-    with Host(tmp_path / "root") as running:
-        yield running
+from .product import RULE, TABLE_ROUTE, Host
 
 
 def test_apply_makes_both_isps_answer_and_second_apply_is_a_noop(host: Host) -> None:
@@ -82,6 +71,33 @@ def test_failed_ruleset_load_rolls_everything_back(host: Host, tmp_path: Path) -
     after = (host.rules(), host.nft(), sorted(p.read_text() for p in (host.root / "run").rglob("*.conf")))
     assert after == before
     assert host.rp_filter("eth2") == "2"
+    assert host.reachable() == {"isp1": True, "isp2": True}
+
+
+def test_failing_ip_while_networkd_converges_rolls_everything_back(host: Host, tmp_path: Path) -> None:
+    """``ip rule show`` fails after networkd was told (the second call of the run): everything is undone."""
+    host.multiuplink("apply")
+    host.wait_uplinks("isp1", "isp2")
+    before = (sorted(host.rules().splitlines()), host.nft(),
+              sorted(p.read_text() for p in (host.root / "run").rglob("*.conf")))
+    wrapped = tmp_path / "bin"
+    wrapped.mkdir()
+    (wrapped / "ip").write_text(f"""#!/bin/sh
+case "$*" in *"rule show"*)
+    echo x >> {tmp_path}/rule-shows
+    [ "$(wc -l < {tmp_path}/rule-shows)" = 2 ] && {{ echo 'injected: cannot list rules' >&2; exit 2; }};;
+esac
+exec /usr/sbin/ip "$@"
+""")
+    (wrapped / "ip").chmod(0o755)
+    host.stanza.write_text(host.stanza.read_text().replace("      isp2: {interface: eth2, mark: 2, table: 102}\n", ""))
+    done = host.multiuplink("apply", path=f"{wrapped}:/usr/sbin:/usr/bin:/sbin:/bin", check_code=3)
+    assert "injected: cannot list rules" in done.stderr and "previous configuration was restored" in done.stderr
+    assert "Traceback" not in done.stderr
+    host.wait_uplinks("isp1", "isp2")
+    after = (sorted(host.rules().splitlines()), host.nft(),
+             sorted(p.read_text() for p in (host.root / "run").rglob("*.conf")))
+    assert after == before, "the same rules (networkd may list them in another order), ruleset and files"
     assert host.reachable() == {"isp1": True, "isp2": True}
 
 

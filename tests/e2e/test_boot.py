@@ -53,7 +53,7 @@ from .guest_product import (
 from .product import REPO, RULE, STANZA
 from .topology import Topology
 
-pytestmark = [pytest.mark.e2e, *BOOT_REQUIREMENTS]
+pytestmark = BOOT_REQUIREMENTS
 
 NETPLAN_ETH1 = "/run/systemd/network/10-netplan-eth1.network"
 OUR_FILES = ("/run/systemd/network/*.d/50-multiuplink.conf", "/run/sysctl.d/50-multiuplink.conf",

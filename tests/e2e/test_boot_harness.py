@@ -17,7 +17,7 @@ import pytest
 from .boot import BOOT_REQUIREMENTS, Booted, Guest, base_rootfs
 from .topology import Topology
 
-pytestmark = [pytest.mark.e2e, *BOOT_REQUIREMENTS]
+pytestmark = BOOT_REQUIREMENTS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -100,6 +100,8 @@ def test_install_project_puts_files_where_the_package_would() -> None:
         assert not list(root.glob("usr/lib/python3/dist-packages/multiuplink_networkd/**/__pycache__"))
         for schema in (REPO / "schema").glob("*.json"):
             assert (root / "usr/share/multiuplink-networkd" / schema.name).read_text() == schema.read_text()
+            assert (root / "usr/lib/python3/dist-packages/multiuplink_networkd" / schema.name).read_text() == \
+                schema.read_text(), "the package's own copy, which the code reads"
         for unit in (REPO / "units").glob("*.service"):
             assert (root / "usr/lib/systemd/system" / unit.name).exists()
         if (REPO / "units/multiuplink-generator").exists():

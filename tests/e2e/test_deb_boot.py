@@ -61,7 +61,7 @@ from .guest_product import (
 from .product import STANZA
 from .topology import Topology
 
-pytestmark = [pytest.mark.e2e, *BOOT_REQUIREMENTS]
+pytestmark = BOOT_REQUIREMENTS
 
 GENERATOR = "/usr/lib/systemd/system-generators/multiuplink"
 STATE_DIR = "/var/lib/multiuplink"
@@ -69,7 +69,8 @@ MAN_PAGES = ("/usr/share/man/man8/multiuplink.8.gz", "/usr/share/man/man5/multiu
 # Everything the product writes at run time (paths.OWNED_GLOBS) and the generator's output.
 OWNED = ("/run/systemd/network/10-netplan-*.network.d/50-multiuplink.conf", "/run/sysctl.d/50-multiuplink.conf",
          "/run/multiuplink/*")
-CONFIGURED_FILES = ["/run/multiuplink/lock", "/run/multiuplink/ruleset.nft", "/run/sysctl.d/50-multiuplink.conf",
+CONFIGURED_FILES = ["/run/multiuplink/lock", "/run/multiuplink/manifest.json", "/run/multiuplink/ruleset.nft",
+                    "/run/sysctl.d/50-multiuplink.conf",
                     "/run/systemd/network/10-netplan-eth1.network.d/50-multiuplink.conf",
                     "/run/systemd/network/10-netplan-eth2.network.d/50-multiuplink.conf"]
 DPKG_TIMEOUT = 180.0

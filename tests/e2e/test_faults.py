@@ -7,24 +7,8 @@ events against networkd in a namespace, which is quicker to diagnose.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from . import netns
-from .product import RULE, Host, netplan_generate, require_networkd
-
-pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def applied(tmp_path: Path):
-    require_networkd()
-    with Host(tmp_path / "root") as host:
-        host.multiuplink("apply")
-        host.wait_uplinks("isp1", "isp2")
-        assert host.reachable() == {"isp1": True, "isp2": True}
-        yield host
+from .product import RULE, Host, netplan_generate
 
 
 def test_netplan_generate_again_keeps_our_dropins(applied: Host) -> None:

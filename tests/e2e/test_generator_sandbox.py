@@ -13,7 +13,7 @@ import pytest
 from .boot import BOOT_REQUIREMENTS, Guest
 from .topology import Topology
 
-pytestmark = [pytest.mark.e2e, *BOOT_REQUIREMENTS]
+pytestmark = BOOT_REQUIREMENTS
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples/two-isps/etc/netplan"

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from . import netns
-from .networkd import NETWORKD, Networkd
+from .networkd import Networkd
 from .topology import HOST_ADDR, Topology
-
-pytestmark = pytest.mark.e2e
 
 NETPLAN_GENERATE = "/lib/netplan/generate"
 
@@ -50,21 +47,6 @@ table inet seed {
     }
 }
 """
-
-
-@pytest.fixture
-def need_netns():
-    reason = netns.skip_reason()
-    if reason:
-        pytest.skip(reason)
-
-
-@pytest.fixture
-def need_networkd(need_netns):
-    missing = [t for t in (NETWORKD, NETPLAN_GENERATE) if not os.access(t, os.X_OK)]
-    missing += [t for t in ("dbus-daemon", "busctl", "networkctl") if not shutil.which(t)]
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} (packages systemd, netplan.io, dbus)")
 
 
 def netplan_generate(root: Path) -> Path:
@@ -99,7 +81,7 @@ def rule_line(priority: int, table: int) -> str:
     return f"{priority}:\tfrom all fwmark 0x1000000/0xff000000 lookup {table} proto static"
 
 
-def test_topology_reproduces_problem_and_seed_fixes_it(need_netns):
+def test_topology_reproduces_problem_and_seed_fixes_it(need_netns: None) -> None:
     """BCP38 makes the problem real, and both halves of the seed's fix are needed.
 
     1. As configured (main default via isp1): only isp1 answers.
@@ -146,7 +128,7 @@ def test_topology_reproduces_problem_and_seed_fixes_it(need_netns):
         assert topo.tcp_reachable("isp1")
 
 
-def test_networkd_applies_and_reloads_dropin(need_networkd, tmp_path):
+def test_networkd_applies_and_reloads_dropin(need_networkd: None, tmp_path: Path) -> None:
     """A drop-in next to netplan's own .network is applied by the real
     networkd, and a changed drop-in is applied after Reload +
     ReconfigureLink without restarting it (old rule and route removed).
@@ -187,7 +169,7 @@ def test_networkd_applies_and_reloads_dropin(need_networkd, tmp_path):
         assert "default via 203.0.113.1 dev eth1" in topo.run_host("ip", "route").stdout
 
 
-def test_networkd_restart_rereads_config_but_keeps_stale_rules(need_networkd, tmp_path):
+def test_networkd_restart_rereads_config_but_keeps_stale_rules(need_networkd: None, tmp_path: Path) -> None:
     """``restart()`` gives a new networkd process that reads the directory
     afresh: a drop-in changed while it was down is applied without Reload.
 
@@ -218,7 +200,7 @@ def test_networkd_restart_rereads_config_but_keeps_stale_rules(need_networkd, tm
         assert rule_line(1002, 112) in topo.run_host("ip", "rule").stdout
 
 
-def test_netplan_generate_keeps_dropin_directories(tmp_path):
+def test_netplan_generate_keeps_dropin_directories(tmp_path: Path) -> None:
     """Finding (netplan 0.106): ``generate`` cleans up by calling unlink()
     on every ``run/systemd/network/10-netplan-*``; on a directory that fails
     with EISDIR, which it ignores. So our ``10-netplan-<id>.network.d/``

@@ -10,22 +10,10 @@ from pathlib import Path
 import pytest
 
 from . import netns
-from .product import REPO, Host, require_networkd
+from .product import REPO, Host
 
-pytestmark = pytest.mark.e2e
 CASES = Path(__file__).resolve().parents[1] / "cases"
 NFT_CASES = sorted(p.parents[3].name for p in CASES.glob("*/expected/run/multiuplink/ruleset.nft"))
-
-
-@pytest.fixture
-def namespace():
-    reason = netns.skip_reason()
-    if reason:
-        pytest.skip(reason)
-    name = netns.unique_prefix()
-    netns.add(name)
-    yield name
-    netns.delete(name)
 
 
 @pytest.mark.parametrize("case", NFT_CASES)
@@ -55,15 +43,13 @@ def test_iptables_ruleset_loads_twice_beside_foreign_rules(namespace: str, tmp_p
     assert foreign in saved, "other rules stay"
 
 
-def test_iptables_backend_answers_via_both_isps(tmp_path: Path) -> None:
-    require_networkd()
-    with Host(tmp_path / "root") as host:
-        host.stanza.write_text(host.stanza.read_text().replace("  multiuplink:\n",
-                                                               "  multiuplink:\n    backend: iptables\n"))
-        host.multiuplink("apply")
-        host.wait_uplinks("isp1", "isp2")
-        assert "table inet multiuplink" not in host.nft()
-        assert host.reachable() == {"isp1": True, "isp2": True}
+def test_iptables_backend_answers_via_both_isps(host: Host) -> None:
+    stanza = host.stanza.read_text()
+    host.stanza.write_text(stanza.replace("  multiuplink:\n", "  multiuplink:\n    backend: iptables\n"))
+    host.multiuplink("apply")
+    host.wait_uplinks("isp1", "isp2")
+    assert "table inet multiuplink" not in host.nft()
+    assert host.reachable() == {"isp1": True, "isp2": True}
 
 
 def test_128_uplinks_render_and_load(namespace: str, tmp_path: Path) -> None:

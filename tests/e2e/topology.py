@@ -111,7 +111,7 @@ class Topology:
             raise
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._teardown()
 
     def _build(self) -> None:
@@ -203,7 +203,7 @@ table inet bcp38 {{
             raise errors[0]
 
     def run_host(self, *argv: str, check: bool = True, input: str | None = None
-                 ) -> subprocess.CompletedProcess:
+                 ) -> subprocess.CompletedProcess[str]:
         """Run a command in the host's namespace."""
         return netns.run(self.host_ns, *argv, check=check, input=input)
 
@@ -227,11 +227,11 @@ table inet bcp38 {{
                         "bcp38", "spoofed").stdout
         for item in json.loads(out)["nftables"]:
             if "counter" in item:
-                return item["counter"]["packets"]
+                return int(item["counter"]["packets"])
         raise AssertionError(f"no counter in nft output: {out}")
 
     @contextlib.contextmanager
-    def serve_http(self, port: int = 80) -> Iterator[subprocess.Popen]:
+    def serve_http(self, port: int = 80) -> Iterator[subprocess.Popen[str]]:
         """Run a tiny HTTP server on 0.0.0.0:port in the host's namespace.
 
         Yields once it listens; it answers GET with the local address the

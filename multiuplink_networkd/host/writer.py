@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
+from contextlib import contextmanager
 
-from . import paths
+from .. import paths
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
 
 class Changes:
@@ -64,6 +66,31 @@ def read_text(path: str) -> str | None:
             return stream.read()
     except (FileNotFoundError, NotADirectoryError):
         return None
+
+
+def read_owned(root: str) -> dict[str, str]:
+    """The owned files under ``root`` as they are now: ``{relative path: text}``."""
+    return {relative: read_text(os.path.join(root, relative)) or "" for relative in owned_files(root)}
+
+
+@contextmanager
+def locked(root: str) -> Iterator[None]:
+    """Serialise every run that writes under ``root`` (generate, apply, try)."""
+    path = os.path.join(root, paths.LOCK_FILE)
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    with open(path, "a", encoding="ascii") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def remember(root: str, relative: str, text: str) -> None:
+    """A cache write that may fail (read-only /var): losing it costs only speed."""
+    real = os.path.join(root, relative)
+    if read_text(real) != text:
+        try:
+            write_atomically(real, text)
+        except OSError:
+            pass
 
 
 def write_tree(root: str, files: dict[str, str]) -> Changes:

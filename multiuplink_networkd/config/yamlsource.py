@@ -8,9 +8,9 @@ PyYAML's C parser; the node classes it composes are re-exported here for netplan
 
 from __future__ import annotations
 
+from ..errors import ConfigError, Position
 from . import cyaml
 from .cyaml import MappingNode as MappingNode, ScalarNode as ScalarNode, SequenceNode as SequenceNode
-from .errors import ConfigError, Position
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -136,7 +136,11 @@ if not FAST:
 # Either way, these are PyYAML's own classes (noqa: yaml is loaded one way or the other above).
 from yaml.error import MarkedYAMLError as MarkedYAMLError, YAMLError as YAMLError  # noqa: E402
 from yaml.nodes import (  # noqa: E402
-    MappingNode as MappingNode, Node as Node, ScalarNode as ScalarNode, SequenceNode as SequenceNode)
+    MappingNode as MappingNode,
+    Node as Node,
+    ScalarNode as ScalarNode,
+    SequenceNode as SequenceNode,
+)
 
 
 def compose(text: str) -> Node | None:

@@ -1,8 +1,8 @@
 """Ask systemd-networkd to pick up changed drop-ins, over D-Bus.
 
 The only module that imports dbus-next (unmaintained upstream): swapping the
-D-Bus library means rewriting these few lines. Imported only by ``apply``,
-never at boot.
+D-Bus library means rewriting these few lines. Imported only by
+:mod:`.networkd`, when networkd must really be asked; never at boot.
 """
 
 from __future__ import annotations

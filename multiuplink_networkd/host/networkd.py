@@ -13,51 +13,64 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import time
 
-from . import networkd_bus
+from ..errors import HostError
+from ..model import PolicyRule
+from .commands import run, succeeds
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 FIRST_WAIT = 2.0
 """Seconds for networkd to act on Reload; it takes about 0.1 s here."""
 SECOND_WAIT = 5.0
+_TABLE_NUMBERS = {"main": 254, "default": 253, "local": 255}
 
 
-class NetworkdDown(Exception):
+class NetworkdDown(HostError):
     """Nobody runs networkd: the drop-ins wait for it."""
 
 
-class NetworkdFailed(Exception):
+class NetworkdFailed(HostError):
     """networkd refused, or did not install what the drop-ins say."""
 
 
-def dropin_rule(text: str | None) -> tuple[int, int, int] | None:
-    """``(fwmark, mask, table)`` of one of our drop-ins (our own fixed format)."""
-    if not text:
-        return None
-    values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
-    mark, mask = values["FirewallMark"].split("/")
-    return int(mark, 0), int(mask, 0), int(values["Table"])
+class Link:
+    """One link whose policy rules must change: those it must now have, and those it must lose.
+
+    ``rewritten``: its drop-in changed, so ``Reload`` alone may do; else only ``ReconfigureLink`` helps.
+    """
+
+    __slots__ = ("interface", "rewritten", "stale", "wanted")
+
+    def __init__(self, interface: str, wanted: Iterable[PolicyRule], stale: Iterable[PolicyRule],
+                 rewritten: bool = True) -> None:
+        self.interface = interface
+        self.wanted = frozenset(wanted)
+        self.stale = frozenset(stale) - self.wanted
+        self.rewritten = rewritten
+
+    def converged(self, live: set[PolicyRule]) -> bool:
+        return self.wanted <= live and not (self.stale & live)
 
 
-def live_rules() -> set[tuple[int, int, int]]:
+def live_rules() -> set[PolicyRule]:
     """The fwmark rules the kernel has now (IPv4)."""
-    done = subprocess.run(["ip", "-4", "-j", "rule", "show"], capture_output=True, text=True, check=True)
     rules = set()
-    for rule in json.loads(done.stdout or "[]"):
-        if "fwmark" in rule and str(rule.get("table", "")).isdigit():
-            rules.add((int(rule["fwmark"], 0), int(rule.get("fwmask", "0xffffffff"), 0), int(rule["table"])))
+    for rule in json.loads(run(["ip", "-4", "-j", "rule", "show"]) or "[]"):
+        table = str(rule.get("table", ""))
+        table_number = _TABLE_NUMBERS.get(table) or (int(table) if table.isdigit() else None)
+        if "fwmark" in rule and table_number is not None:
+            rules.add(PolicyRule(priority=int(rule.get("priority", 0)), fwmark=int(rule["fwmark"], 0),
+                                 mask=int(rule.get("fwmask", "0xffffffff"), 0), table=table_number))
     return rules
 
 
 def running() -> bool:
     """Whether systemd says networkd runs; asked without D-Bus, which may not be up during boot."""
-    try:
-        done = subprocess.run(["systemctl", "is-active", "--quiet", "systemd-networkd.service"], check=False,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    except FileNotFoundError:
-        return False
-    return done.returncode == 0
+    return succeeds(["systemctl", "is-active", "--quiet", "systemd-networkd.service"])
 
 
 def has_carrier(interface: str) -> bool:
@@ -68,45 +81,35 @@ def has_carrier(interface: str) -> bool:
         return False
 
 
-class Link:
-    """One link whose drop-in changed: the rule it must now have, and the one it must lose."""
-
-    __slots__ = ("interface", "stale", "wanted")
-
-    def __init__(self, interface: str, old_text: str | None, new_text: str | None) -> None:
-        self.interface = interface
-        self.wanted = dropin_rule(new_text)
-        old = dropin_rule(old_text)
-        self.stale = old if old != self.wanted else None
-
-    def converged(self, rules: set[tuple[int, int, int]]) -> bool:
-        return (self.wanted is None or self.wanted in rules) and (self.stale is None or self.stale not in rules)
-
-
 def _wait(links: list[Link], seconds: float) -> list[Link]:
     """The links still not converged after waiting up to ``seconds``."""
     deadline = time.monotonic() + seconds
     while True:
-        rules = live_rules()
-        pending = [link for link in links if not link.converged(rules)]
+        live = live_rules()
+        pending = [link for link in links if not link.converged(live)]
         if not pending or time.monotonic() > deadline:
             return pending
         time.sleep(0.05)
 
 
-def _call(method: str, *args: object) -> None:
+def _bus(method: str, *args: object) -> None:
+    from . import bus  # dbus-next: only when networkd must really be asked
+
     try:
-        getattr(networkd_bus, method)(*args)
-    except networkd_bus.NetworkdNotRunning as error:
+        getattr(bus, method)(*args)
+    except bus.NetworkdNotRunning as error:
         raise NetworkdDown(str(error)) from None
-    except networkd_bus.NetworkdError as error:
+    except bus.NetworkdError as error:
         raise NetworkdFailed(str(error)) from None
 
 
 def pick_up(links: list[Link]) -> None:
     """Reload; reconfigure only the links that did not converge; fail if they still do not."""
-    _call("reload")
-    pending = _wait([link for link in links if has_carrier(link.interface)], FIRST_WAIT)
+    rewritten = [link for link in links if link.rewritten]
+    pending = [link for link in links if not link.rewritten]
+    if rewritten:
+        _bus("reload")
+        pending += _wait([link for link in rewritten if has_carrier(link.interface)], FIRST_WAIT)
     if not pending:
         return
     indexes = []
@@ -115,7 +118,7 @@ def pick_up(links: list[Link]) -> None:
             indexes.append(socket.if_nametoindex(link.interface))
         except OSError:
             pass  # gone meanwhile; nothing to reconfigure
-    _call("reconfigure", indexes)
+    _bus("reconfigure", indexes)
     still = _wait(pending, SECOND_WAIT)
     if still:
         names = ", ".join(link.interface for link in still)

@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import ipaddress
 
-from . import netplan, paths, schema
-from .errors import ConfigError, ConfigErrors, Position
-from .model import Settings, Uplink
+from ..errors import ConfigError, ConfigErrors, Position
+from ..model import Settings, Uplink
+from . import netplan, schema
+from .inputs import stanza_files
 from .yamlsource import load_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
+
+    from .netplan import NetplanFacts, NetplanInterface
+
+    Merged = dict[str, dict[str, "Setting"]]
+    Problem = tuple[str, str] | None
 
 RESERVED_TABLES = {0: "unspec", 253: "default", 254: "main", 255: "local"}
 KERNEL_NAME_MAX = 15
@@ -33,10 +40,6 @@ class Setting:
     def __init__(self, value: Any, position: Position) -> None:
         self.value = value  # a Seq keeps its item positions
         self.position = position
-
-
-def stanza_files(root: str) -> list[tuple[str, str]]:
-    return paths.yaml_files(root, paths.STANZA_SUBDIR)
 
 
 def load(root: str, reference: bool = False) -> Settings | None:
@@ -106,7 +109,7 @@ def _lowest_bit(mask: int) -> int:
 class _Builder:
     """Resolves merged uplinks against netplan's facts, allocating defaults and collecting every error."""
 
-    def __init__(self, facts: Any, mask: int, mask_setting: Setting | None) -> None:
+    def __init__(self, facts: NetplanFacts, mask: int, mask_setting: Setting | None) -> None:
         self.facts = facts
         self.mask = mask
         self.errors: list[ConfigError] = []
@@ -121,7 +124,7 @@ class _Builder:
     def error(self, position: Position | None, message: str, hint: str = "") -> None:
         self.errors.append(ConfigError(position, message, hint))
 
-    def build(self, merged: dict[str, dict[str, Setting]], positions: dict[str, Position]) -> tuple[Uplink, ...]:
+    def build(self, merged: Merged, positions: dict[str, Position]) -> tuple[Uplink, ...]:
         names = sorted(merged)
         resolved = {name: self.resolve_interface(name, merged[name], positions[name]) for name in names}
         self.reject_shared_interfaces(names, merged, resolved)
@@ -141,7 +144,7 @@ class _Builder:
                                   gateway=gateway, addresses=addresses))
         return tuple(uplinks)
 
-    def resolve_interface(self, name: str, entry: dict[str, Setting], position: Position) -> Any:
+    def resolve_interface(self, name: str, entry: dict[str, Setting], position: Position) -> NetplanInterface | None:
         """The netplan definition the uplink names: by netplan ID, else by unambiguous kernel name."""
         if "interface" not in entry:
             self.error(position, f"uplink '{name}' has no 'interface'",
@@ -181,8 +184,8 @@ class _Builder:
             return None
         return definition
 
-    def reject_shared_interfaces(self, names: list[str], merged: dict[str, dict[str, Setting]],
-                                 resolved: dict[str, Any]) -> None:
+    def reject_shared_interfaces(self, names: list[str], merged: Merged,
+                                 resolved: dict[str, NetplanInterface | None]) -> None:
         owner: dict[str, str] = {}
         for name in names:
             definition = resolved[name]
@@ -195,71 +198,69 @@ class _Builder:
                            "each interface can carry one uplink")
                 resolved[name] = None
 
-    def allocate_marks(self, names: list[str], merged: dict[str, dict[str, Setting]],
-                       positions: dict[str, Position]) -> dict[str, int]:
+    def allocate_marks(self, names: list[str], merged: Merged, positions: dict[str, Position]) -> dict[str, int]:
         """Explicit marks first, then the smallest free numbers in name order."""
-        marks: dict[str, int] = {}
-        used: dict[int, str] = {}
-        for name in names:
-            mark = merged[name].get("mark")
-            if mark is None:
-                continue
-            value = int(mark.value)
+        def check(name: str, value: int) -> Problem:
             if value > self.capacity:
-                self.error(mark.position, f"mark {value} of uplink '{name}' does not fit in mark-mask {self.mask:#x}",
-                           f"use a mark from 1 to {self.capacity}, or widen mark-mask")
-            elif value in used:
-                self.error(mark.position, f"mark {value} of uplink '{name}' is already used by uplink '{used[value]}'",
-                           "give each uplink its own mark, or leave 'mark' out to have one allocated")
-            else:
-                marks[name] = value
-                used[value] = name
-        candidate = 1
-        for name in names:
-            if "mark" in merged[name]:
-                continue
-            while candidate in used:
-                candidate += 1
-            if candidate > self.capacity:
-                self.error(positions[name], f"no free mark left for uplink '{name}' in mark-mask {self.mask:#x}",
-                           "widen mark-mask")
-                continue
-            marks[name] = candidate
-            used[candidate] = name
-        return marks
+                return (f"mark {value} of uplink '{name}' does not fit in mark-mask {self.mask:#x}",
+                        f"use a mark from 1 to {self.capacity}, or widen mark-mask")
+            return None
 
-    def allocate_tables(self, names: list[str], merged: dict[str, dict[str, Setting]],
-                        marks: dict[str, int]) -> dict[str, int]:
+        def first_free(name: str, used: dict[int, str]) -> int | None:
+            candidate = next(number for number in range(1, len(used) + 2) if number not in used)
+            if candidate <= self.capacity:
+                return candidate
+            self.error(positions[name], f"no free mark left for uplink '{name}' in mark-mask {self.mask:#x}",
+                       "widen mark-mask")
+            return None
+
+        return self.allocate("mark", names, merged, check, first_free)
+
+    def allocate_tables(self, names: list[str], merged: Merged, marks: dict[str, int]) -> dict[str, int]:
         """Explicit tables first, then ``100 + mark`` or the next free one."""
-        tables: dict[str, int] = {}
-        used: dict[int, str] = {}
-        for name in names:
-            table = merged[name].get("table")
-            if table is None:
-                continue
-            value = int(table.value)
+        def check(name: str, value: int) -> Problem:
             if value in RESERVED_TABLES:
-                self.error(table.position, f"table {value} of uplink '{name}' is the kernel's "
-                           f"'{RESERVED_TABLES[value]}' table", "use a table from 1 to 252 or above 255")
-            elif value in used:
-                self.error(table.position,
-                           f"table {value} of uplink '{name}' is already used by uplink '{used[value]}'",
-                           "give each uplink its own table, or leave 'table' out to have one allocated")
-            else:
-                tables[name] = value
-                used[value] = name
-        for name in names:
-            if "table" in merged[name] or name not in marks:
-                continue
+                return (f"table {value} of uplink '{name}' is the kernel's '{RESERVED_TABLES[value]}' table",
+                        "use a table from 1 to 252 or above 255")
+            return None
+
+        def first_free(name: str, used: dict[int, str]) -> int | None:
+            if name not in marks:
+                return None  # its mark is in error already
             candidate = 100 + marks[name]
             while candidate in used or candidate in RESERVED_TABLES:
                 candidate += 1
-            tables[name] = candidate
-            used[candidate] = name
-        return tables
+            return candidate
 
-    def resolve_route(self, name: str, entry: dict[str, Setting],
-                      definition: Any) -> tuple[Any, tuple[Any, ...]] | None:
+        return self.allocate("table", names, merged, check, first_free)
+
+    def allocate(self, key: str, names: list[str], merged: Merged, check: Callable[[str, int], Problem],
+                 first_free: Callable[[str, dict[int, str]], int | None]) -> dict[str, int]:
+        """Numbers no two uplinks share: the explicit ones (each ``check``-ed), then ``first_free`` for the rest."""
+        chosen: dict[str, int] = {}
+        used: dict[int, str] = {}
+        for name in names:
+            setting = merged[name].get(key)
+            if setting is None:
+                continue
+            value = int(setting.value)
+            problem = check(name, value)
+            if problem is None and value in used:
+                problem = (f"{key} {value} of uplink '{name}' is already used by uplink '{used[value]}'",
+                           f"give each uplink its own {key}, or leave '{key}' out to have one allocated")
+            if problem:
+                self.error(setting.position, *problem)
+            else:
+                chosen[name], used[value] = value, name
+        for name in names:
+            if key not in merged[name]:
+                allocated = first_free(name, used)
+                if allocated is not None:
+                    chosen[name], used[allocated] = allocated, name
+        return chosen
+
+    def resolve_route(self, name: str, entry: dict[str, Setting], definition: NetplanInterface
+                      ) -> tuple[ipaddress.IPv4Address, tuple[ipaddress.IPv4Interface, ...]] | None:
         """Gateway and addresses: the stanza's keys win over what netplan declares."""
         addresses = self.parse_addresses(name, entry.get("addresses"))
         if addresses is None:
@@ -273,7 +274,7 @@ class _Builder:
             return None
         gateway_setting = entry.get("gateway")
         if gateway_setting is None:
-            if definition.gateway4 is None:
+            if not isinstance(definition.gateway4, ipaddress.IPv4Address):
                 self.error(entry["interface"].position, f"no IPv4 gateway found for uplink '{name}' "
                            f"(interface '{definition.netplan_id}')",
                            "declare a default route for it in netplan ('routes: [{to: default, via: ...}]') "
@@ -292,7 +293,7 @@ class _Builder:
             return None
         return gateway, addresses
 
-    def parse_addresses(self, name: str, setting: Setting | None) -> tuple[Any, ...] | None:
+    def parse_addresses(self, name: str, setting: Setting | None) -> tuple[ipaddress.IPv4Interface, ...] | None:
         if setting is None:
             return ()
         parsed = []

@@ -29,8 +29,8 @@ from __future__ import annotations
 import ipaddress
 from collections import namedtuple
 
-from . import paths
-from .errors import Position
+from ..errors import Position
+from .inputs import yaml_files
 from .yamlsource import MappingNode, ScalarNode, SequenceNode, compose_file
 
 TYPE_CHECKING = False
@@ -39,7 +39,9 @@ if TYPE_CHECKING:
 
     from .cyaml import Node
 
-    Gateway = tuple["ipaddress.IPv4Address | ipaddress.IPv6Address", bool, int]
+    IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+    IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+    Gateway = tuple[IPAddress, bool, int]
 
 SECTIONS = frozenset(("ethernets", "wifis", "modems", "bonds", "bridges", "vlans", "tunnels", "vrfs",
                       "dummy-devices", "virtual-ethernets", "nm-devices"))
@@ -70,6 +72,20 @@ class NetplanInterface(namedtuple("NetplanInterface", (
     """
 
     __slots__ = ()
+    netplan_id: str
+    kind: str
+    name: str | None
+    renderer: str
+    addresses: tuple[IPInterface, ...]
+    dhcp4: bool
+    dhcp6: bool
+    gateway4: IPAddress | None
+    gateway4_on_link: bool
+    gateway4_table: int | None
+    gateway6: IPAddress | None
+    gateway6_on_link: bool
+    gateway6_table: int | None
+    position: Position | None
 
 
 class NetplanFacts(namedtuple("NetplanFacts", ("interfaces", "files", "misplaced", "default_renderer"))):
@@ -78,6 +94,10 @@ class NetplanFacts(namedtuple("NetplanFacts", ("interfaces", "files", "misplaced
     the network-wide renderer."""
 
     __slots__ = ()
+    interfaces: dict[str, NetplanInterface]
+    files: tuple[str, ...]
+    misplaced: tuple[Position, ...]
+    default_renderer: str
 
 
 class _Definition:
@@ -98,7 +118,7 @@ def read_netplan(root: str) -> NetplanFacts:
     misplaced: list[Position] = []
     files: list[str] = []
     network_renderer = None
-    for real, shown in paths.yaml_files(root):
+    for real, shown in yaml_files(root):
         files.append(real)
         document = compose_file(real, shown)
         for key, value in _pairs(document):
@@ -233,7 +253,7 @@ def _kernel_name(netplan_id: str, definition: _Definition) -> str | None:
     return None
 
 
-def _addresses(value: Any) -> tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, ...]:
+def _addresses(value: Any) -> tuple[IPInterface, ...]:
     """Static addresses, list-of-strings and ``- 10.0.0.1/24: {label: ...}`` forms, without repeats."""
     found: dict[Any, None] = {}
     for item in value if isinstance(value, list) else ():
@@ -286,7 +306,7 @@ def _is_default_route(route: dict[str, Any], version: int) -> bool:
     return network.prefixlen == 0 and network.version == version
 
 
-def _address(value: Any, version: int) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def _address(value: Any, version: int) -> IPAddress | None:
     if not isinstance(value, str):
         return None
     try:

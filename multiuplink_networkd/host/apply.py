@@ -1,0 +1,225 @@
+"""``multiuplink apply``: make the running host match the rendered files, or leave it as it was.
+
+The work is a plan of typed steps: the ruleset (one atomic transaction),
+rp_filter of existing links, then the files together with networkd picking up
+the changed drop-ins. A step's undo goes on an undo stack once the step is
+done, so a failure anywhere unwinds the steps before it in reverse order; a
+step that is not atomic and fails half-way is undone at once. ``try`` is the
+same plan with the stack kept open until the change is confirmed. Runs are serialised by the writer's lock; a run that
+finds nothing to change touches nothing.
+
+Everything comes from the rendered files: what the previous run asked of the
+host is in its manifest, so the user's configuration is never read here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from .. import paths
+from ..errors import HostError
+from ..model import PolicyRule
+from ..render import manifest
+from . import networkd, sysctl, writer
+from .netfilter import Ruleset
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from typing import Protocol
+
+    from ..render.manifest import AppliedUplink
+
+    class Step(Protocol):
+        atomic: bool
+        """Whether a failed ``apply`` leaves everything as it was; else ``undo`` follows it."""
+        def apply(self) -> None: ...
+        def undo(self) -> None: ...
+        def describe(self) -> list[str]: ...
+
+
+class ApplyError(HostError):
+    """A step failed; the previous configuration was restored (the message says if any of that failed)."""
+
+
+class RulesetStep:
+    """Load the new ruleset; undo by loading the old one (or removing ours)."""
+
+    atomic = True  # nft -f and iptables-restore are one transaction each
+
+    def __init__(self, old: Ruleset, new: Ruleset) -> None:
+        self.old = old
+        self.new = new
+
+    def apply(self) -> None:
+        self.new.install()
+
+    def undo(self) -> None:
+        self.old.install()
+
+    def describe(self) -> list[str]:
+        return ["netfilter"]
+
+
+class RpFilterStep:
+    """Set rp_filter on existing uplinks now (sysctl.d covers later links and boots)."""
+
+    atomic = False
+
+    def __init__(self, values: dict[str, tuple[int | None, int]]) -> None:
+        self.values = values  # interface: (value now, value wanted)
+
+    def apply(self) -> None:
+        for interface, (_, wanted) in self.values.items():
+            sysctl.write_rp_filter(interface, wanted)
+
+    def undo(self) -> None:
+        for interface, (previous, _) in self.values.items():
+            if previous is not None:
+                sysctl.write_rp_filter(interface, previous)
+
+    def describe(self) -> list[str]:
+        return [f"rp_filter of {interface}" for interface in self.values]
+
+
+class FilesStep:
+    """Write the output files; have networkd pick up the drop-ins, which only then take effect.
+
+    One step, because networkd's state follows the drop-ins: undoing the files
+    means telling networkd again, after they are back.
+    """
+
+    atomic = False
+
+    def __init__(self, root: str, before: dict[str, str], files: dict[str, str],
+                 forward: list[networkd.Link], backward: list[networkd.Link], tell_networkd: bool) -> None:
+        self.root = root
+        self.before = before
+        self.files = files
+        self.forward = forward
+        self.backward = backward
+        self.tell_networkd = tell_networkd
+        self.networkd_down: networkd.NetworkdDown | None = None
+
+    def apply(self) -> None:
+        try:
+            writer.write_tree(self.root, self.files)
+            if self.tell_networkd and self.forward:
+                networkd.pick_up(self.forward)
+        except networkd.NetworkdDown as error:  # not a failure: it reads the drop-ins when it starts
+            self.networkd_down = error
+
+    def undo(self) -> None:
+        writer.write_tree(self.root, self.before)
+        if self.tell_networkd and self.backward and self.networkd_down is None:
+            networkd.pick_up(self.backward)
+
+    def describe(self) -> list[str]:
+        written = [path for path in sorted(set(self.files) | set(self.before))
+                   if self.files.get(path) != self.before.get(path)]
+        return written + [f"policy rules of {link.interface}" for link in self.forward if not link.rewritten]
+
+
+def plan(root: str, before: dict[str, str], files: dict[str, str], boot: bool) -> list[Step]:
+    """The steps that take the host from ``before`` (the files of the last run) to ``files``; none if in sync."""
+    steps: list[Step] = []
+    old_ruleset = Ruleset(before.get(paths.NFT_RULESET), before.get(paths.IPTABLES_RULESET))
+    new_ruleset = Ruleset(files.get(paths.NFT_RULESET), files.get(paths.IPTABLES_RULESET))
+    if new_ruleset != old_ruleset or not new_ruleset.live():
+        steps.append(RulesetStep(old_ruleset, new_ruleset))
+    old, new = manifest.parse(before.get(paths.MANIFEST)), manifest.parse(files.get(paths.MANIFEST))
+    rp_filter = _rp_filter_changes(old, new)
+    if rp_filter:
+        steps.append(RpFilterStep(rp_filter))
+    tell_networkd = not boot or networkd.running()  # at boot networkd starts after us and reads the files itself
+    changed = {path for path in set(files) | set(before) if files.get(path) != before.get(path)}
+    forward, backward = _links(old, new, changed, networkd.live_rules() if tell_networkd and new else set())
+    if changed or (tell_networkd and forward):
+        steps.append(FilesStep(root, before, files, forward, backward, tell_networkd))
+    return steps
+
+
+def _rp_filter_changes(old: Iterable[AppliedUplink], new: Iterable[AppliedUplink]) -> dict[str, tuple[int | None, int]]:
+    """``{interface: (now, wanted)}``: new values not yet set, and the namespace default for uplinks that went."""
+    wanted = {uplink.interface: uplink.rp_filter for uplink in new}
+    for uplink in old:
+        if uplink.interface not in wanted:
+            wanted[uplink.interface] = sysctl.default_rp_filter()
+    changes: dict[str, tuple[int | None, int]] = {}
+    for interface, value in wanted.items():
+        now = sysctl.read_rp_filter(interface)
+        if now not in (None, value):
+            changes[interface] = (now, value)
+    return changes
+
+
+def _links(old: Sequence[AppliedUplink], new: Sequence[AppliedUplink], changed: set[str],
+           live: set[PolicyRule]) -> tuple[list[networkd.Link], list[networkd.Link]]:
+    """Links networkd must act on, forwards and for undo: changed drop-ins, and links whose rules are not live."""
+    old_by_dropin = {uplink.dropin: uplink for uplink in old}
+    new_by_dropin = {uplink.dropin: uplink for uplink in new}
+    forward, backward = [], []
+    for dropin in sorted(set(old_by_dropin) | set(new_by_dropin)):
+        was, will = old_by_dropin.get(dropin), new_by_dropin.get(dropin)
+        interface = next(uplink.interface for uplink in (will, was) if uplink is not None)
+        wanted, previous = (will.rules if will else ()), (was.rules if was else ())
+        rewritten = dropin in changed
+        if rewritten or (not set(wanted) <= live and networkd.has_carrier(interface)):
+            forward.append(networkd.Link(interface, wanted, previous, rewritten))
+        if rewritten:  # a repaired link needs no undo
+            backward.append(networkd.Link(interface, previous, wanted))
+    return forward, backward
+
+
+def execute(steps: Sequence[Step]) -> contextlib.ExitStack:
+    """Run ``steps``; on failure undo them all and raise :class:`ApplyError`. Returns the open undo stack."""
+    failures: list[str] = []
+    try:
+        with contextlib.ExitStack() as undo:
+            for step in steps:
+                try:
+                    step.apply()
+                except BaseException:
+                    if not step.atomic:
+                        _undo(step, failures)
+                    raise
+                undo.callback(_undo, step, failures)
+            return undo.pop_all()
+    except HostError as error:
+        outcome = f"restoring it failed too: {'; '.join(failures)}" if failures else \
+            "the previous configuration was restored"
+        raise ApplyError(f"{error}; {outcome}") from None
+
+
+def _undo(step: Step, failures: list[str]) -> None:
+    """Best effort: one failing undo must not stop the others."""
+    try:
+        step.undo()
+    except HostError as error:
+        failures.append(str(error))
+
+
+class Applied:
+    """What an apply changed, and whether networkd still has to read the drop-ins."""
+
+    __slots__ = ("changed", "networkd_down")
+
+    def __init__(self, changed: list[str], networkd_down: networkd.NetworkdDown | None) -> None:
+        self.changed = changed
+        self.networkd_down = networkd_down
+
+
+def apply(root: str, files: dict[str, str], boot: bool = False, validated_inputs: str | None = None) -> Applied:
+    """Make the host match ``files`` (rendered for ``root``); raises :class:`ApplyError` after rolling back.
+
+    ``boot`` (the unit's mode): networkd is told only if it already runs.
+    ``validated_inputs``: the fingerprint of the inputs ``files`` came from, for the boot generator's cache.
+    """
+    with writer.locked(root):
+        if validated_inputs is not None:
+            writer.remember(root, paths.GENERATOR_CACHE, validated_inputs)
+        before = writer.read_owned(root)
+        steps = plan(root, before, files, boot)
+        execute(steps)
+        down = next((s.networkd_down for s in steps if isinstance(s, FilesStep) and s.networkd_down), None)
+        return Applied([item for step in steps for item in step.describe()], down)

@@ -1,0 +1,55 @@
+"""Shared fixtures of the privileged end-to-end tests; every test in this folder is marked ``e2e``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from . import netns
+from .product import Host, require_networkd
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.path).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture
+def need_netns() -> None:
+    reason = netns.skip_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def namespace(need_netns: None) -> Iterator[str]:
+    """An empty network namespace of the test's own."""
+    name = netns.unique_prefix()
+    netns.add(name)
+    yield name
+    netns.delete(name)
+
+
+@pytest.fixture
+def need_networkd() -> None:
+    require_networkd()
+
+
+@pytest.fixture
+def host(tmp_path: Path, need_networkd: None) -> Iterator[Host]:
+    """The BCP38 topology with a real networkd configured by netplan from the example; nothing of ours yet."""
+    with Host(tmp_path / "root") as running:
+        yield running
+
+
+@pytest.fixture
+def applied(host: Host) -> Host:
+    """``host`` after ``multiuplink apply``, both ISPs answering."""
+    host.multiuplink("apply")
+    host.wait_uplinks("isp1", "isp2")
+    assert host.reachable() == {"isp1": True, "isp2": True}
+    return host
