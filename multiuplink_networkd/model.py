@@ -41,14 +41,19 @@ class Uplink(namedtuple("Uplink", "name netplan_id interface mark fwmark table g
         return tuple(dict.fromkeys(str(a.network) for a in self.addresses))
 
 
-class PolicyRule(namedtuple("PolicyRule", "priority fwmark mask table")):
-    """A routing policy rule as the kernel lists it: ``priority: from all fwmark fwmark/mask lookup table``."""
+MAIN_TABLE = 254
+
+
+class PolicyRule(namedtuple("PolicyRule", "priority fwmark mask table suppress_prefixlength")):
+    """A routing policy rule as the kernel lists it:
+    ``priority: from all fwmark fwmark/mask lookup table [suppress_prefixlength N]``."""
 
     __slots__ = ()
     priority: int
     fwmark: int
     mask: int
     table: int
+    suppress_prefixlength: int | None
 
 
 class Settings(namedtuple("Settings", "uplinks mark_mask priority rp_filter backend")):
@@ -62,8 +67,15 @@ class Settings(namedtuple("Settings", "uplinks mark_mask priority rp_filter back
     backend: str
 
     def policy_rules(self, uplink: Uplink) -> tuple[PolicyRule, ...]:
-        """The rules that send an uplink's marked replies to its table."""
-        return (PolicyRule(self.priority, uplink.fwmark, self.mark_mask, uplink.table),)
+        """The rules that send an uplink's marked replies to its table.
+
+        First the main table without its default routes (``suppress_prefixlength 0``): a marked reply to the
+        uplink's own subnet, a LAN, a VPN or any other network main routes specifically takes that route; only
+        what main would send to a default route goes on to the uplink's table, whose default is the uplink's
+        gateway.
+        """
+        return (PolicyRule(self.priority - 1, uplink.fwmark, self.mark_mask, MAIN_TABLE, 0),
+                PolicyRule(self.priority, uplink.fwmark, self.mark_mask, uplink.table, None))
 
     def rp_filter_value(self) -> int:
         return RP_FILTER_VALUES[self.rp_filter]

@@ -63,8 +63,10 @@ def live_rules() -> set[PolicyRule]:
         table = str(rule.get("table", ""))
         table_number = _TABLE_NUMBERS.get(table) or (int(table) if table.isdigit() else None)
         if "fwmark" in rule and table_number is not None:
+            suppress = rule.get("suppress_prefixlen")
             rules.add(PolicyRule(priority=int(rule.get("priority", 0)), fwmark=int(rule["fwmark"], 0),
-                                 mask=int(rule.get("fwmask", "0xffffffff"), 0), table=table_number))
+                                 mask=int(rule.get("fwmask", "0xffffffff"), 0), table=table_number,
+                                 suppress_prefixlength=None if suppress is None else int(suppress)))
     return rules
 
 

@@ -47,7 +47,11 @@ def parse(text: str | None) -> tuple[AppliedUplink, ...]:
             return ()
         return tuple(AppliedUplink(name=str(u["name"]), interface=str(u["interface"]), dropin=str(u["dropin"]),
                                    rp_filter=int(u["rp_filter"]),
-                                   rules=tuple(PolicyRule(**{k: int(v) for k, v in r.items()}) for r in u["rules"]))
+                                   rules=tuple(_rule(r) for r in u["rules"]))
                      for u in data["uplinks"])
     except (ValueError, TypeError, KeyError, AttributeError):
         return ()
+
+
+def _rule(fields: dict[str, int | None]) -> PolicyRule:
+    return PolicyRule(**{key: None if value is None else int(value) for key, value in fields.items()})

@@ -6,20 +6,26 @@ flaps and does not delete them as foreign (ManageForeignRoutingPolicyRules).
 
 from __future__ import annotations
 
-from ..model import Settings, Uplink
+from ..model import MAIN_TABLE, PolicyRule, Settings, Uplink
 
 
 def dropin(uplink: Uplink, settings: Settings) -> str:
     mark = f"{uplink.fwmark:#x}/{settings.mark_mask:#x}"
-    sections = [f"# uplink {uplink.name}: replies to connections that arrived on {uplink.interface} "
-                f"carry mark {mark} and use table {uplink.table}\n"]
-    sections[0] += "".join(f"[RoutingPolicyRule]\nFirewallMark={rule.fwmark:#x}/{rule.mask:#x}\n"
-                           f"Table={rule.table}\nPriority={rule.priority}\n"
-                           for rule in settings.policy_rules(uplink))
+    comment = (f"# uplink {uplink.name}: replies to connections that arrived on {uplink.interface} "
+               f"carry mark {mark} and use table {uplink.table}\n")
+    sections = []
+    sections += [_rule(rule) for rule in settings.policy_rules(uplink)]
     for network in uplink.link_networks():
         sections.append(f"[Route]\nDestination={network}\nScope=link\nTable={uplink.table}\n")
     # On-link: the gateway is on the uplink's own subnet (checked) or declared on-link in netplan. Without
     # it the kernel checks the gateway against the routes present, and when networkd adds this route before
     # the link route above (seen on link up) the whole link fails with "Nexthop has invalid gateway".
     sections.append(f"[Route]\nGateway={uplink.gateway}\nGatewayOnLink=yes\nTable={uplink.table}\n")
-    return "\n".join(sections)
+    return comment + "\n".join(sections)
+
+
+def _rule(rule: PolicyRule) -> str:
+    table = "main" if rule.table == MAIN_TABLE else str(rule.table)
+    suppress = "" if rule.suppress_prefixlength is None else f"SuppressPrefixLength={rule.suppress_prefixlength}\n"
+    return (f"[RoutingPolicyRule]\nFirewallMark={rule.fwmark:#x}/{rule.mask:#x}\nTable={table}\n{suppress}"
+            f"Priority={rule.priority}\n")

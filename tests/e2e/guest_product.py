@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 
 from . import netns
 from .boot import Booted, Guest
-from .product import REPO, RULE, TABLE_ROUTE as _TABLE_ROUTE_BY_ISP
+from .product import MAIN_FIRST_RULE, REPO, RULE, TABLE_ROUTE as _TABLE_ROUTE_BY_ISP
 from .topology import HOST_ADDR, Topology
 
 EXAMPLE = REPO / "examples/two-isps/etc/netplan"
@@ -83,7 +83,7 @@ def existing(booted: Booted, globs: Iterable[str]) -> list[str]:
 def configured(booted: Booted, topo: Topology) -> bool:
     """networkd installed both rules and table routes, our table is loaded, and both ISPs answer."""
     rules = booted.run("ip", "rule").stdout
-    if not all(f"{rule} proto static" in rules for rule in RULE.values()):
+    if not all(f"{rule} proto static" in rules for rule in (*RULE.values(), *MAIN_FIRST_RULE.values())):
         return False
     for number, route in TABLE_ROUTE.items():
         if route not in booted.run("ip", "route", "show", "table", number, check=False).stdout:

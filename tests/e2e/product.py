@@ -26,6 +26,9 @@ EXAMPLE = REPO / "examples" / "two-isps"
 NETPLAN_GENERATE = "/lib/netplan/generate"
 STANZA = "etc/netplan/multiuplink.d/uplinks.yaml"
 RULE = {"isp1": "fwmark 0x1000000/0xff000000 lookup 101", "isp2": "fwmark 0x2000000/0xff000000 lookup 102"}
+#: The rule one priority before each RULE: main's specific routes first.
+MAIN_FIRST_RULE = {isp: rule.split(" lookup ")[0] + " lookup main suppress_prefixlength 0"
+                   for isp, rule in RULE.items()}
 TABLE_ROUTE = {"isp1": ("101", f"default via {GATEWAY['isp1']} dev eth1"),
                "isp2": ("102", f"default via {GATEWAY['isp2']} dev eth2")}
 
@@ -101,7 +104,8 @@ class Host:
     def wait_uplinks(self, *isps: str) -> None:
         """Until networkd has installed the rules and table routes of ``isps``."""
         for isp in isps:
-            self.networkd.wait_configured(HOST_IFNAME[isp], rules=[RULE[isp]], routes=[TABLE_ROUTE[isp]])
+            self.networkd.wait_configured(HOST_IFNAME[isp], rules=[MAIN_FIRST_RULE[isp], RULE[isp]],
+                                          routes=[TABLE_ROUTE[isp]])
 
     def reachable(self) -> dict[str, bool]:
         return {isp: self.topology.tcp_reachable(isp) for isp in ("isp1", "isp2")}

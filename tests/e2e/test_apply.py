@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from . import netns
-from .product import RULE, TABLE_ROUTE, Host
+from .product import MAIN_FIRST_RULE, RULE, TABLE_ROUTE, Host
 
 
 def test_apply_makes_both_isps_answer_and_second_apply_is_a_noop(host: Host) -> None:
@@ -20,6 +20,7 @@ def test_apply_makes_both_isps_answer_and_second_apply_is_a_noop(host: Host) -> 
     host.wait_uplinks("isp1", "isp2")
     assert host.reachable() == {"isp1": True, "isp2": True}
     assert RULE["isp1"] in host.rules() and "proto static" in host.rules(), "rules are owned by networkd"
+    assert f"999:\tfrom all {MAIN_FIRST_RULE['isp2']} proto static" in host.rules()
     for table, route in TABLE_ROUTE.values():
         assert route in host.table(table)
     assert "192.0.2.0/24 dev eth2 proto static scope link" in host.table("102")

@@ -50,7 +50,7 @@ from .guest_product import (
     wait_configured,
     wait_isp1_only,
 )
-from .product import REPO, RULE, STANZA
+from .product import MAIN_FIRST_RULE, REPO, RULE, STANZA
 from .topology import Topology
 
 pytestmark = BOOT_REQUIREMENTS
@@ -128,6 +128,7 @@ def test_boot_with_stanza_answers_via_both_isps() -> None:
         rules = booted.run("ip", "rule").stdout
         for isp, rule in RULE.items():
             assert re.search(rf"^1000:\s+from all {re.escape(rule)} proto static$", rules, re.M), (isp, rules)
+            assert re.search(rf"^999:\s+from all {re.escape(MAIN_FIRST_RULE[isp])} proto static$", rules, re.M), rules
         table_102 = booted.run("ip", "route", "show", "table", "102").stdout
         assert "192.0.2.0/24 dev eth2 proto static scope link" in table_102
         assert "chain" in booted.run("nft", "list", "table", "inet", "multiuplink").stdout
