@@ -4,12 +4,17 @@ Loaded with ``--noflush`` into chains of our own, so the host's other rules
 stay; declaring a chain flushes just that chain, which makes reloads
 idempotent. iptables-restore has no "add if absent", so the jumps from the
 built-in chains are added to the loader's input only where ``iptables-save``
-shows them missing (:func:`restore_input`).
+shows them missing (:func:`restore_input`). Each uplink's counters are the
+rules whose comment is the counter's name (:mod:`.counters`), one rule per
+uplink and hook: iptables matches rule after rule anyway.
 """
 
 from __future__ import annotations
 
+import re
+
 from ..model import Settings
+from . import counters
 
 HOOKS = (("PREROUTING", "MULTIUPLINK_PREROUTING"), ("OUTPUT", "MULTIUPLINK_OUTPUT"))
 TABLE = "mangle"
@@ -18,12 +23,32 @@ TABLE = "mangle"
 def render(settings: Settings) -> str:
     mask = f"{settings.mark_mask:#x}"
     lines = [f"*{TABLE}"] + [f":{chain} - [0:0]" for _, chain in HOOKS]
-    lines += [f"-A MULTIUPLINK_PREROUTING -i {u.interface} -j CONNMARK --set-mark {u.fwmark:#x}/{mask}"
-              for u in settings.uplinks]
-    lines.append(f"-A MULTIUPLINK_OUTPUT -m connmark ! --mark 0x0/{mask} "
-                 f"-j CONNMARK --restore-mark --nfmask {mask} --ctmask {mask}")
+    for u in settings.uplinks:
+        mark = f"{u.fwmark:#x}/{mask}"
+        lines += [
+            f"-A MULTIUPLINK_PREROUTING -i {u.interface} -m connmark ! --mark {mark} "
+            f"-m comment --comment {counters.name('connections', u.name)}",
+            f"-A MULTIUPLINK_PREROUTING -i {u.interface} -m comment --comment {counters.name('in', u.name)} "
+            f"-j CONNMARK --set-mark {mark}",
+        ]
+    lines += [f"-A MULTIUPLINK_OUTPUT -m connmark --mark {u.fwmark:#x}/{mask} "
+              f"-m comment --comment {counters.name('out', u.name)} "
+              f"-j CONNMARK --restore-mark --nfmask {mask} --ctmask {mask}" for u in settings.uplinks]
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
+
+
+_COUNTED = re.compile(r"^\[(\d+):(\d+)\] -A MULTIUPLINK_\w+ .*-m comment --comment (\S+)")
+
+
+def read_counters(saved: str) -> dict[str, tuple[int, int]]:
+    """``{name: (packets, bytes)}`` from ``iptables-save -c -t mangle``."""
+    found = {}
+    for line in saved.splitlines():
+        counted = _COUNTED.match(line)
+        if counted:
+            found[counted.group(3)] = (int(counted.group(1)), int(counted.group(2)))
+    return found
 
 
 def _jumps(saved: str) -> set[str]:

@@ -4,11 +4,22 @@ Marks are copied with masks so other software's mark bits survive. nft
 cannot OR a non-constant value into a mark, so each uplink gets two tiny
 chains with constant statements, reached through verdict maps: one lookup
 per packet whatever the number of uplinks.
+
+Each uplink's counters are named objects (:mod:`.counters`), so ``status``
+reads them without depending on the chains. What they cost: ``in`` and
+``out`` take the place of the anonymous counters these chains always had
+(per-CPU, no lock); ``connections`` adds one rule to the chain every packet
+arriving on the uplink passes: a compare of the connection's mark, which
+counts each connection once when it takes the uplink's mark (a repeated SYN
+does not count twice, as it would with ``ct state new``).
 """
 
 from __future__ import annotations
 
+import json
+
 from ..model import Settings
+from . import counters
 
 TABLE = "multiuplink"
 _FULL = 0xFFFFFFFF
@@ -23,13 +34,17 @@ def render(settings: Settings) -> str:
         f"table inet {TABLE} {{",
     ]
     for uplink in settings.uplinks:
+        lines += [f"\tcounter {counters.name(kind, uplink.name)} {{}}" for kind in counters.KINDS]
+    for uplink in settings.uplinks:
         set_mark = f"and {keep:#x} or {uplink.fwmark:#x}"
         lines += [
             f"\tchain mark_{uplink.name} {{",
-            f"\t\tcounter ct mark set ct mark {set_mark}",
+            f"\t\tct mark and {settings.mark_mask:#x} != {uplink.fwmark:#x} "
+            f'counter name "{counters.name("connections", uplink.name)}"',
+            f'\t\tcounter name "{counters.name("in", uplink.name)}" ct mark set ct mark {set_mark}',
             "\t}",
             f"\tchain restore_{uplink.name} {{",
-            f"\t\tcounter meta mark set meta mark {set_mark}",
+            f'\t\tcounter name "{counters.name("out", uplink.name)}" meta mark set meta mark {set_mark}',
             "\t}",
         ]
     by_interface = ", ".join(f'"{u.interface}" : jump mark_{u.name}' for u in settings.uplinks)
@@ -48,3 +63,13 @@ def render(settings: Settings) -> str:
         "}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def read_counters(listed: str) -> dict[str, tuple[int, int]]:
+    """``{name: (packets, bytes)}`` from ``nft -j list counters table inet multiuplink``."""
+    found = {}
+    for item in json.loads(listed).get("nftables", []):
+        counter = item.get("counter")
+        if counter and counter.get("table") == TABLE:
+            found[str(counter["name"])] = (int(counter["packets"]), int(counter["bytes"]))
+    return found

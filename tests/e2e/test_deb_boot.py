@@ -189,7 +189,7 @@ def network(booted: Booted, topo: Topology) -> dict[str, object]:
     return {
         "ip rule": booted.run("ip", "rule").stdout,
         "routes": booted.run("ip", "-4", "route", "show", "table", "all").stdout,
-        "nft ruleset": re.sub(r"counter packets \d+ bytes \d+", "counter", ruleset),
+        "nft ruleset": re.sub(r"packets \d+ bytes \d+", "", ruleset),
         "rp_filter": {name: booted.run("sysctl", "-n", f"net.ipv4.conf.{name}.rp_filter").stdout.strip()
                       for name in ("all", "default", "eth1", "eth2")},
         UNIT: unit_state(booted, UNIT),

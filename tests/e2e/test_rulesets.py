@@ -39,7 +39,8 @@ def test_iptables_ruleset_loads_twice_beside_foreign_rules(namespace: str, tmp_p
     saved = netns.run(namespace, "iptables-save", "-t", "mangle").stdout
     assert saved.count("-A PREROUTING -j MULTIUPLINK_PREROUTING") == 1
     assert saved.count("-A OUTPUT -j MULTIUPLINK_OUTPUT") == 1
-    assert "-A MULTIUPLINK_PREROUTING -i eth2 -j CONNMARK --set-xmark 0x2000000/0xff000000" in saved
+    assert ("-A MULTIUPLINK_PREROUTING -i eth2 -m comment --comment in_isp2 "
+            "-j CONNMARK --set-xmark 0x2000000/0xff000000") in saved
     assert foreign in saved, "other rules stay"
 
 

@@ -1,0 +1,19 @@
+"""The names of the per-uplink counters, one scheme for both backends, so ``status`` reads them by name.
+
+nft keeps them as named counter objects (``counter in_isp1 {}``), iptables as
+the comment of the rule that counts; either way ``status`` finds them without
+knowing the chain layout, which may change for speed.
+
+* ``connections``: connections that took the uplink's mark (arrived on it);
+* ``in``: packets received on the uplink;
+* ``out``: packets the host sent by the uplink's mark (the replies it routes).
+"""
+
+from __future__ import annotations
+
+KINDS = ("connections", "in", "out")
+
+
+def name(kind: str, uplink: str) -> str:
+    """Unambiguous for any two uplinks: the kinds differ in their first letter, the names after ``_``."""
+    return f"{kind}_{uplink}"
