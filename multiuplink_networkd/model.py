@@ -56,6 +56,16 @@ class PolicyRule(namedtuple("PolicyRule", "priority fwmark mask table suppress_p
     suppress_prefixlength: int | None
 
 
+class TableRoute(namedtuple("TableRoute", "table destination gateway")):
+    """A route in an uplink's table, on the uplink's interface: ``destination`` is ``default`` or a network;
+    ``gateway`` is None for a link route."""
+
+    __slots__ = ()
+    table: int
+    destination: str
+    gateway: str | None
+
+
 class Settings(namedtuple("Settings", "uplinks mark_mask priority rp_filter backend")):
     """Everything the renderers need: uplinks sorted by name, plus the global settings."""
 
@@ -76,6 +86,11 @@ class Settings(namedtuple("Settings", "uplinks mark_mask priority rp_filter back
         """
         return (PolicyRule(self.priority - 1, uplink.fwmark, self.mark_mask, MAIN_TABLE, 0),
                 PolicyRule(self.priority, uplink.fwmark, self.mark_mask, uplink.table, None))
+
+    def table_routes(self, uplink: Uplink) -> tuple[TableRoute, ...]:
+        """The routes of an uplink's table: a link route per network of its addresses, then the default route."""
+        return tuple(TableRoute(uplink.table, network, None) for network in uplink.link_networks()) + (
+            TableRoute(uplink.table, "default", str(uplink.gateway)),)
 
     def rp_filter_value(self) -> int:
         return RP_FILTER_VALUES[self.rp_filter]

@@ -76,9 +76,10 @@ def test_an_interruption_unwinds_too() -> None:
 
 
 @pytest.mark.parametrize("text", [None, "", "not json", "[]", '{"format": 99, "uplinks": []}',
-                                  '{"format": 1, "uplinks": [{"name": "x"}]}', '{"format": 1}'])
-def test_a_missing_or_damaged_manifest_reads_as_no_uplinks(text: str | None) -> None:
-    assert manifest.parse(text) == ()
+                                  '{"format": 2, "mark_mask": 1, "uplinks": [{"name": "x"}]}', '{"format": 2}',
+                                  '{"format": 1, "uplinks": []}'])
+def test_a_missing_damaged_or_older_manifest_reads_as_no_uplinks(text: str | None) -> None:
+    assert manifest.parse(text) == manifest.EMPTY
 
 
 def test_the_manifest_reads_back_what_the_model_asks_of_the_host(tmp_path: Path) -> None:
@@ -86,7 +87,8 @@ def test_the_manifest_reads_back_what_the_model_asks_of_the_host(tmp_path: Path)
     shutil.copytree(Path(__file__).parent / "cases/two-isps/input", root)
     settings = stanza.load(str(root))
     assert settings is not None
-    uplinks = manifest.parse(render(settings)[paths.MANIFEST])
-    assert [(u.name, u.interface, u.dropin, u.rp_filter, u.rules) for u in uplinks] == [
-        (u.name, u.interface, paths.networkd_dropin(u.netplan_id), 2, settings.policy_rules(u))
-        for u in settings.uplinks]
+    applied = manifest.parse(render(settings)[paths.MANIFEST])
+    assert applied.mark_mask == settings.mark_mask
+    assert [tuple(u) for u in applied.uplinks] == [
+        (u.name, u.interface, paths.networkd_dropin(u.netplan_id), 2, settings.policy_rules(u), u.table, u.fwmark,
+         settings.table_routes(u)) for u in settings.uplinks]

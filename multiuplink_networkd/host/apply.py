@@ -117,7 +117,8 @@ class FilesStep:
     def describe(self) -> list[str]:
         written = [path for path in sorted(set(self.files) | set(self.before))
                    if self.files.get(path) != self.before.get(path)]
-        return written + [f"policy rules of {link.interface}" for link in self.forward if not link.rewritten]
+        return written + [f"policy rules and routes of {link.interface}" for link in self.forward
+                          if not link.rewritten]
 
 
 def plan(root: str, before: dict[str, str], files: dict[str, str], boot: bool) -> list[Step]:
@@ -127,13 +128,14 @@ def plan(root: str, before: dict[str, str], files: dict[str, str], boot: bool) -
     new_ruleset = Ruleset(files.get(paths.NFT_RULESET), files.get(paths.IPTABLES_RULESET))
     if new_ruleset != old_ruleset or not new_ruleset.live():
         steps.append(RulesetStep(old_ruleset, new_ruleset))
-    old, new = manifest.parse(before.get(paths.MANIFEST)), manifest.parse(files.get(paths.MANIFEST))
+    old, new = manifest.parse(before.get(paths.MANIFEST)).uplinks, manifest.parse(files.get(paths.MANIFEST)).uplinks
     rp_filter = _rp_filter_changes(old, new)
     if rp_filter:
         steps.append(RpFilterStep(rp_filter))
     tell_networkd = not boot or networkd.running()  # at boot networkd starts after us and reads the files itself
     changed = {path for path in set(files) | set(before) if files.get(path) != before.get(path)}
-    forward, backward = _links(old, new, changed, networkd.live_rules() if tell_networkd and new else set())
+    live = (networkd.live_rules(), networkd.live_routes()) if tell_networkd and new else (set(), set())
+    forward, backward = _links(old, new, changed, *live)
     if changed or (tell_networkd and forward):
         steps.append(FilesStep(root, before, files, forward, backward, tell_networkd))
     return steps
@@ -153,9 +155,10 @@ def _rp_filter_changes(old: Iterable[AppliedUplink], new: Iterable[AppliedUplink
     return changes
 
 
-def _links(old: Sequence[AppliedUplink], new: Sequence[AppliedUplink], changed: set[str],
-           live: set[PolicyRule]) -> tuple[list[networkd.Link], list[networkd.Link]]:
-    """Links networkd must act on, forwards and for undo: changed drop-ins, and links whose rules are not live."""
+def _links(old: Sequence[AppliedUplink], new: Sequence[AppliedUplink], changed: set[str], live: set[PolicyRule],
+           live_routes: set[networkd.LiveRoute]) -> tuple[list[networkd.Link], list[networkd.Link]]:
+    """Links networkd must act on, forwards and for undo: changed drop-ins, and links whose rules or table routes
+    are not live."""
     old_by_dropin = {uplink.dropin: uplink for uplink in old}
     new_by_dropin = {uplink.dropin: uplink for uplink in new}
     forward, backward = [], []
@@ -163,11 +166,13 @@ def _links(old: Sequence[AppliedUplink], new: Sequence[AppliedUplink], changed: 
         was, will = old_by_dropin.get(dropin), new_by_dropin.get(dropin)
         interface = next(uplink.interface for uplink in (will, was) if uplink is not None)
         wanted, previous = (will.rules if will else ()), (was.rules if was else ())
+        wanted_routes, previous_routes = (will.routes if will else ()), (was.routes if was else ())
         rewritten = dropin in changed
-        if rewritten or (not set(wanted) <= live and networkd.has_carrier(interface)):
-            forward.append(networkd.Link(interface, wanted, previous, rewritten))
+        link = networkd.Link(interface, wanted, previous, rewritten, wanted_routes, previous_routes)
+        if rewritten or (not link.converged(live, live_routes) and networkd.has_carrier(interface)):
+            forward.append(link)
         if rewritten:  # a repaired link needs no undo
-            backward.append(networkd.Link(interface, previous, wanted))
+            backward.append(networkd.Link(interface, previous, wanted, True, previous_routes, wanted_routes))
     return forward, backward
 
 

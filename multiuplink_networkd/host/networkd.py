@@ -3,7 +3,7 @@
 networkd 252 reconfigures the links whose ``.network`` files changed on
 ``Reload`` alone: measured with a 5 ms ping across an apply, 1-2 replies are
 lost, against 7-14 when ``ReconfigureLink`` follows. So we ``Reload``, read
-the policy rules back (nmstate's "verify after apply"), and call
+the policy rules and table routes back (nmstate's "verify after apply"), and call
 ``ReconfigureLink`` only for links that have not converged (an older
 networkd, or rules a networkd restart left behind). Links without carrier
 are not waited for: networkd configures them when they come up.
@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections import namedtuple
 
 from ..errors import HostError
-from ..model import PolicyRule
+from ..model import PolicyRule, TableRoute
 from .commands import run, succeeds
 
 TYPE_CHECKING = False
@@ -37,37 +38,64 @@ class NetworkdFailed(HostError):
     """networkd refused, or did not install what the drop-ins say."""
 
 
+class LiveRoute(namedtuple("LiveRoute", "interface route")):
+    """A route the kernel has in a numbered table, on ``interface``."""
+
+    __slots__ = ()
+    interface: str
+    route: TableRoute
+
+
 class Link:
-    """One link whose policy rules must change: those it must now have, and those it must lose.
+    """One link whose policy rules and table routes must change: those it must now have, and those it must lose.
 
     ``rewritten``: its drop-in changed, so ``Reload`` alone may do; else only ``ReconfigureLink`` helps.
     """
 
-    __slots__ = ("interface", "rewritten", "stale", "wanted")
+    __slots__ = ("interface", "rewritten", "stale", "stale_routes", "wanted", "wanted_routes")
 
     def __init__(self, interface: str, wanted: Iterable[PolicyRule], stale: Iterable[PolicyRule],
-                 rewritten: bool = True) -> None:
+                 rewritten: bool = True, wanted_routes: Iterable[TableRoute] = (),
+                 stale_routes: Iterable[TableRoute] = ()) -> None:
         self.interface = interface
         self.wanted = frozenset(wanted)
         self.stale = frozenset(stale) - self.wanted
+        self.wanted_routes = frozenset(LiveRoute(interface, route) for route in wanted_routes)
+        self.stale_routes = frozenset(LiveRoute(interface, route) for route in stale_routes) - self.wanted_routes
         self.rewritten = rewritten
 
-    def converged(self, live: set[PolicyRule]) -> bool:
-        return self.wanted <= live and not (self.stale & live)
+    def converged(self, live: set[PolicyRule], routes: set[LiveRoute]) -> bool:
+        return (self.wanted <= live and not (self.stale & live)
+                and self.wanted_routes <= routes and not (self.stale_routes & routes))
+
+
+def _table_number(table: object) -> int | None:
+    name = str(table)
+    return _TABLE_NUMBERS.get(name) or (int(name) if name.isdigit() else None)
 
 
 def live_rules() -> set[PolicyRule]:
     """The fwmark rules the kernel has now (IPv4)."""
     rules = set()
     for rule in json.loads(run(["ip", "-4", "-j", "rule", "show"]) or "[]"):
-        table = str(rule.get("table", ""))
-        table_number = _TABLE_NUMBERS.get(table) or (int(table) if table.isdigit() else None)
+        table_number = _table_number(rule.get("table", ""))
         if "fwmark" in rule and table_number is not None:
             suppress = rule.get("suppress_prefixlen")
             rules.add(PolicyRule(priority=int(rule.get("priority", 0)), fwmark=int(rule["fwmark"], 0),
                                  mask=int(rule.get("fwmask", "0xffffffff"), 0), table=table_number,
                                  suppress_prefixlength=None if suppress is None else int(suppress)))
     return rules
+
+
+def live_routes() -> set[LiveRoute]:
+    """The unicast routes the kernel has now in tables other than main, local and default (IPv4)."""
+    routes = set()
+    for route in json.loads(run(["ip", "-4", "-j", "route", "show", "table", "all"]) or "[]"):
+        table = _table_number(route.get("table", "main"))
+        if table is not None and table not in _TABLE_NUMBERS.values() and "dev" in route \
+                and route.get("type", "unicast") == "unicast":
+            routes.add(LiveRoute(str(route["dev"]), TableRoute(table, str(route["dst"]), route.get("gateway"))))
+    return routes
 
 
 def running() -> bool:
@@ -87,8 +115,8 @@ def _wait(links: list[Link], seconds: float) -> list[Link]:
     """The links still not converged after waiting up to ``seconds``."""
     deadline = time.monotonic() + seconds
     while True:
-        live = live_rules()
-        pending = [link for link in links if not link.converged(live)]
+        live, routes = live_rules(), live_routes()
+        pending = [link for link in links if not link.converged(live, routes)]
         if not pending or time.monotonic() > deadline:
             return pending
         time.sleep(0.05)
@@ -124,4 +152,4 @@ def pick_up(links: list[Link]) -> None:
     still = _wait(pending, SECOND_WAIT)
     if still:
         names = ", ".join(link.interface for link in still)
-        raise NetworkdFailed(f"systemd-networkd did not install the policy rules of {names}")
+        raise NetworkdFailed(f"systemd-networkd did not install the policy rules and table routes of {names}")

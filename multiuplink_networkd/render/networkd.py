@@ -13,14 +13,15 @@ def dropin(uplink: Uplink, settings: Settings) -> str:
     mark = f"{uplink.fwmark:#x}/{settings.mark_mask:#x}"
     comment = (f"# uplink {uplink.name}: replies to connections that arrived on {uplink.interface} "
                f"carry mark {mark} and use table {uplink.table}\n")
-    sections = []
-    sections += [_rule(rule) for rule in settings.policy_rules(uplink)]
-    for network in uplink.link_networks():
-        sections.append(f"[Route]\nDestination={network}\nScope=link\nTable={uplink.table}\n")
-    # On-link: the gateway is on the uplink's own subnet (checked) or declared on-link in netplan. Without
-    # it the kernel checks the gateway against the routes present, and when networkd adds this route before
-    # the link route above (seen on link up) the whole link fails with "Nexthop has invalid gateway".
-    sections.append(f"[Route]\nGateway={uplink.gateway}\nGatewayOnLink=yes\nTable={uplink.table}\n")
+    sections = [_rule(rule) for rule in settings.policy_rules(uplink)]
+    for route in settings.table_routes(uplink):
+        if route.gateway is None:
+            sections.append(f"[Route]\nDestination={route.destination}\nScope=link\nTable={route.table}\n")
+        else:
+            # On-link: the gateway is on the uplink's own subnet (checked) or declared on-link in netplan. Without
+            # it the kernel checks the gateway against the routes present, and when networkd adds this route
+            # before the link routes (seen on link up) the whole link fails with "Nexthop has invalid gateway".
+            sections.append(f"[Route]\nGateway={route.gateway}\nGatewayOnLink=yes\nTable={route.table}\n")
     return comment + "\n".join(sections)
 
 
