@@ -1,4 +1,4 @@
-"""Ask systemd-networkd to pick up changed drop-ins, over D-Bus.
+"""Ask systemd-networkd to pick up changed drop-ins, or to describe links, over D-Bus.
 
 The only module that imports dbus-next (unmaintained upstream): swapping the
 D-Bus library means rewriting these few lines. Imported only by
@@ -33,8 +33,8 @@ async def _call(bus: MessageBus, message: Message) -> Message:
     return reply
 
 
-async def _on_bus(calls: list[Message], timeout: float) -> None:
-    """Send ``calls`` to networkd, after making sure it runs (calling it would D-Bus-activate it)."""
+async def _on_bus(calls: list[Message], timeout: float) -> list[Message]:
+    """Send ``calls`` to networkd, after making sure it runs (calling it would D-Bus-activate it); the replies."""
     try:
         bus = await asyncio.wait_for(MessageBus(bus_type=BusType.SYSTEM).connect(), timeout)
     except (TimeoutError, OSError) as error:
@@ -45,8 +45,7 @@ async def _on_bus(calls: list[Message], timeout: float) -> None:
                                          signature="s", body=[NETWORKD]))
         if not owner.body[0]:
             raise NetworkdNotRunning("systemd-networkd is not running")
-        for message in calls:
-            await asyncio.wait_for(_call(bus, message), timeout)
+        return [await asyncio.wait_for(_call(bus, message), timeout) for message in calls]
     finally:
         bus.disconnect()
 
@@ -64,3 +63,9 @@ def reload(timeout: float = 10.0) -> None:
 def reconfigure(ifindexes: list[int], timeout: float = 10.0) -> None:
     """``ReconfigureLink`` for each link: drops and re-applies its whole configuration."""
     asyncio.run(_on_bus([_manager("ReconfigureLink", "i", [index]) for index in ifindexes], timeout))
+
+
+def describe_links(ifindexes: list[int], timeout: float = 10.0) -> list[str]:
+    """``DescribeLink`` for each link: networkd's JSON view (states, addresses and where they come from)."""
+    replies = asyncio.run(_on_bus([_manager("DescribeLink", "i", [index]) for index in ifindexes], timeout))
+    return [str(reply.body[0]) for reply in replies]

@@ -15,7 +15,11 @@ TIMEOUT = 60.0
 
 
 class CommandFailed(HostError):
-    """A program exited non-zero, or could not be started; the message carries its own words."""
+    """A program exited non-zero, or could not be started; the message carries its own words, ``said`` only them."""
+
+    def __init__(self, message: str, said: str = "") -> None:
+        super().__init__(message)
+        self.said = said or message
 
 
 def run(argv: Sequence[str], text: str | None = None) -> str:
@@ -27,7 +31,8 @@ def run(argv: Sequence[str], text: str | None = None) -> str:
     except (OSError, subprocess.TimeoutExpired) as error:
         raise CommandFailed(f"{' '.join(argv)}: {error}") from None
     if done.returncode != 0:
-        raise CommandFailed(f"{' '.join(argv)} failed: {done.stderr.strip() or done.stdout.strip()}")
+        said = done.stderr.strip() or done.stdout.strip()
+        raise CommandFailed(f"{' '.join(argv)} failed: {said}", said)
     return done.stdout
 
 

@@ -31,15 +31,15 @@ class Ruleset:
 
     def live(self) -> bool:
         """Whether the kernel still has it (``flush ruleset`` by nftables.service removes ours)."""
-        if self.nft is not None and not succeeds(["nft", "list", "table", *NFT_TABLE]):
+        if self.nft is not None and not nft_loaded():
             return False
-        return self.iptables is None or iptables_format.chains_present(_iptables_save())
+        return self.iptables is None or iptables_loaded()
 
     def install(self) -> None:
         """Load this ruleset and remove the other backend's, each in one transaction."""
         if self.nft is not None:
             run(["nft", "-f", "-"], self.nft)
-        elif succeeds(["nft", "list", "table", *NFT_TABLE]):
+        elif nft_loaded():
             run(["nft", "delete", "table", *NFT_TABLE])
         saved = _iptables_save()
         if self.iptables is not None:
@@ -48,6 +48,24 @@ class Ruleset:
             removal = iptables_format.removal_input(saved)
             if removal:
                 run(["iptables-restore", "--noflush"], removal)
+
+
+def nft_loaded() -> bool:
+    return succeeds(["nft", "list", "table", *NFT_TABLE])
+
+
+def iptables_loaded() -> bool:
+    return iptables_format.chains_present(_iptables_save())
+
+
+def counters() -> dict[str, tuple[int, int]]:
+    """Every live counter of ours, by name (:mod:`..render.counters`): ``(packets, bytes)``, from either backend."""
+    found = {}
+    if nft_loaded():
+        found.update(nft_format.read_counters(run(["nft", "-j", "list", "counters", "table", *NFT_TABLE])))
+    if shutil.which("iptables-save") is not None:
+        found.update(iptables_format.read_counters(run(["iptables-save", "-c", "-t", iptables_format.TABLE])))
+    return found
 
 
 def _iptables_save() -> str:

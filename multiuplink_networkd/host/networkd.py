@@ -23,6 +23,7 @@ from .commands import run, succeeds
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from typing import Any
 
 FIRST_WAIT = 2.0
 """Seconds for networkd to act on Reload; it takes about 0.1 s here."""
@@ -98,6 +99,26 @@ def live_routes() -> set[LiveRoute]:
     return routes
 
 
+class Address(namedtuple("Address", "address dynamic")):
+    """An address with its prefix length: ``dynamic`` when it has a lifetime (DHCP, router advertisement)."""
+
+    __slots__ = ()
+    address: str
+    dynamic: bool
+
+
+def live_addresses() -> dict[str, tuple[Address, ...]]:
+    """Every interface's global addresses, both families."""
+    found: dict[str, list[Address]] = {}
+    for link in json.loads(run(["ip", "-j", "address", "show"]) or "[]"):
+        for info in link.get("addr_info", []):
+            if info.get("scope") == "global":
+                dynamic = info.get("dynamic", False) or info.get("valid_life_time", 0xFFFFFFFF) != 0xFFFFFFFF
+                found.setdefault(str(link["ifname"]), []).append(
+                    Address(f"{info['local']}/{info['prefixlen']}", bool(dynamic)))
+    return {name: tuple(items) for name, items in found.items()}
+
+
 def running() -> bool:
     """Whether systemd says networkd runs; asked without D-Bus, which may not be up during boot."""
     return succeeds(["systemctl", "is-active", "--quiet", "systemd-networkd.service"])
@@ -122,15 +143,41 @@ def _wait(links: list[Link], seconds: float) -> list[Link]:
         time.sleep(0.05)
 
 
-def _bus(method: str, *args: object) -> None:
+def _bus(method: str, *args: object) -> Any:
     from . import bus  # dbus-next: only when networkd must really be asked
 
     try:
-        getattr(bus, method)(*args)
+        return getattr(bus, method)(*args)
     except bus.NetworkdNotRunning as error:
         raise NetworkdDown(str(error)) from None
     except bus.NetworkdError as error:
         raise NetworkdFailed(str(error)) from None
+
+
+class LinkState(namedtuple("LinkState", "administrative operational carrier")):
+    """networkd's view of a link: e.g. ``configured``, ``routable``, ``carrier`` (see networkctl(1))."""
+
+    __slots__ = ()
+    administrative: str
+    operational: str
+    carrier: str
+
+
+def link_states(interfaces: Iterable[str]) -> dict[str, LinkState]:
+    """networkd's state of each interface that exists; raises :class:`NetworkdDown` when nobody runs networkd."""
+    indexes = {}
+    for interface in interfaces:
+        try:
+            indexes[interface] = socket.if_nametoindex(interface)
+        except OSError:
+            pass  # no such link: networkd knows nothing of it either
+    described = _bus("describe_links", list(indexes.values())) if indexes else []
+    states = {}
+    for interface, text in zip(indexes, described, strict=True):
+        link = json.loads(text)
+        states[interface] = LinkState(str(link.get("AdministrativeState", "")), str(link.get("OperationalState", "")),
+                                      str(link.get("CarrierState", "")))
+    return states
 
 
 def pick_up(links: list[Link]) -> None:
