@@ -1,12 +1,15 @@
-"""``multiuplink``: generate, validate and apply the multi-uplink configuration.
+"""``multiuplink``: generate, validate, apply and try the multi-uplink configuration; show and explain it live.
 
 The one place that joins the three parts: :mod:`.config` reads the files into
-the model, :mod:`.render` turns it into files, :mod:`.host` writes and loads them.
+the model, :mod:`.render` turns it into files (the desired state), :mod:`.host`
+writes and loads them, or compares them with the live state.
 
 Exit codes: 0 success; 1 the configuration has errors (nothing was written or
 changed); 2 wrong command line; 3 the host refused a change at run time (the
 previous configuration was kept or restored); 4 applied, but systemd-networkd
-is not running, so its rules and routes come when it starts.
+is not running, so its rules and routes come when it starts; 5 the live state
+differs from the configuration (status, explain); 6 try was not confirmed, the
+previous configuration was restored.
 """
 
 from __future__ import annotations
@@ -14,14 +17,23 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import __version__
+from . import __version__, paths
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .errors import ConfigErrors
     from .model import Settings
 
-EXIT_OK, EXIT_CONFIG, EXIT_USAGE, EXIT_RUNTIME, EXIT_NETWORKD_DOWN = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_CONFIG, EXIT_USAGE, EXIT_RUNTIME, EXIT_NETWORKD_DOWN, EXIT_DRIFT, EXIT_ROLLED_BACK = 0, 1, 2, 3, 4, 5, 6
+TRY_TIMEOUT = 120.0
+"""Seconds ``try`` waits for a confirmation, as ``netplan try`` does."""
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text}: must be more than 0 and at most 86400 seconds")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
         ("generate", "render networkd drop-ins, the netfilter ruleset and sysctl.d under the root"),
         ("validate", "check the stanza and netplan's files with the full JSON Schema; print every error"),
         ("apply", "generate, load the ruleset and sysctls, and have systemd-networkd reload (over D-Bus)"),
+        ("try", "apply, then restore the previous configuration unless confirmed in time"),
+        ("status", "show each uplink live and every difference from the configuration"),
+        ("explain", "show how the host answers a remote peer: its connections, their uplink, the reply's route"),
     ):
         command = commands.add_parser(name, help=summary, description=summary)
         command.add_argument("--root-dir", default="/", metavar="DIR",
@@ -42,6 +57,22 @@ def _parser() -> argparse.ArgumentParser:
         if name == "apply":
             command.add_argument("--boot", action="store_true",
                                  help="the boot unit's mode: tell systemd-networkd only if it already runs")
+        if name == "try":
+            command.add_argument("--timeout", type=_seconds, default=TRY_TIMEOUT, metavar="SECONDS",
+                                 help="restore the previous configuration after SECONDS (default: %(default)g)")
+            command.add_argument("--confirm", action="store_true",
+                                 help="keep the configuration a waiting 'multiuplink try' applied")
+        if name == "status":
+            output = command.add_mutually_exclusive_group()
+            output.add_argument("--format", choices=("text", "json", "openmetrics"), default="text",
+                                help="text for people, json (schema/status.schema.json), or openmetrics for "
+                                     "node_exporter's textfile collector (default: %(default)s)")
+            output.add_argument("--json", action="store_const", const="json", dest="format",
+                                help="same as --format=json")
+        if name == "explain":
+            command.add_argument("peer", metavar="ADDRESS[:PORT]", type=_peer,
+                                 help="the remote end of the connections to explain; PORT narrows them to those "
+                                      "with that port at either end")
     return parser
 
 
@@ -58,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     from .config import inputs, stanza
     from .errors import ConfigErrors, HostError
 
+    if args.command == "try" and args.confirm:
+        return _confirm(args.root_dir)
     try:
         validated_inputs = inputs.fingerprint(args.root_dir, __version__)  # before reading: a racing edit misses
         settings = stanza.load(args.root_dir, reference=args.command == "validate")
@@ -69,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
             return _validate(settings)
         if args.command == "apply":
             return _apply(args.root_dir, settings, args.boot, validated_inputs if settings else None)
+        if args.command == "try":
+            return _try(args.root_dir, settings, args.timeout, validated_inputs if settings else None)
+        if args.command == "status":
+            return _status(args.root_dir, settings, args.format)
+        if args.command == "explain":
+            return _explain(settings, args.peer)
         return _generate(args.root_dir, settings)
     except HostError as error:
         print(f"multiuplink: {args.command} failed: {error}", file=sys.stderr)
@@ -111,4 +150,92 @@ def _apply(root: str, settings: Settings | None, boot: bool, validated_inputs: s
         return EXIT_NETWORKD_DOWN
     print("\n".join(f"changed {item}" for item in applied.changed) if applied.changed
           else "unchanged: nothing to do")
+    return EXIT_OK
+
+
+def _status(root: str, settings: Settings | None, output: str) -> int:
+    import json
+
+    from . import display
+    from .host import status
+    from .render import render
+
+    found = status.collect(root, render(settings) if settings else {})
+    if output == "json":
+        display.write(json.dumps(found.as_json(), indent=2, sort_keys=True) + "\n")
+    elif output == "openmetrics":
+        display.write(display.status_openmetrics(found))
+        return EXIT_OK  # drift is in the multiuplink_drift gauge; a failing exit would keep the old metrics file
+    else:
+        display.write(display.status_text(found, display.Painter(display.use_colour(sys.stdout))))
+    return EXIT_DRIFT if found.problems else EXIT_OK
+
+
+def _peer(text: str) -> tuple[str, int | None]:
+    from .host.explain import parse_peer
+
+    try:
+        return parse_peer(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _explain(settings: Settings | None, peer: tuple[str, int | None]) -> int:
+    from . import display
+    from .host import explain
+    from .render import manifest, render
+
+    wanted = manifest.parse(render(settings).get(paths.MANIFEST) if settings else None)
+    findings = explain.explain(wanted, *peer)
+    display.write(display.explain_text(*peer, findings, display.Painter(display.use_colour(sys.stdout))))
+    return EXIT_DRIFT if any(f.problems for f in findings) else EXIT_OK
+
+
+def _try(root: str, settings: Settings | None, seconds: float, validated_inputs: str | None) -> int:
+    from . import display
+    from .host import trial
+    from .render import render
+
+    terminal = sys.stdin.fileno() if sys.stdin.isatty() else None
+    countdown = terminal is not None and sys.stdout.isatty()
+
+    def applied(changed: list[str], networkd_down: str | None) -> None:
+        lines = [f"changed {item}" for item in changed]
+        if networkd_down:
+            lines.append(f"multiuplink: {networkd_down}: its rules and routes come when it starts")
+        how = "press Enter, or run" if terminal is not None else "run"
+        lines.append(f"to keep this configuration, {how} 'multiuplink try --confirm' within {seconds:g} s; "
+                     "otherwise the previous one is restored")
+        display.write("\n".join(lines) + "\n")
+
+    def tick(left: int) -> None:
+        if countdown:
+            display.write(f"\r{left} s left ")
+
+    outcome = trial.attempt(root, render(settings) if settings else {}, seconds, terminal, applied, tick,
+                            validated_inputs)
+    if countdown:
+        display.write("\n")
+    if outcome.how == "unchanged":
+        display.write("unchanged: nothing to try\n")
+    elif outcome.kept:
+        display.write("confirmed: the configuration stays\n")
+    else:
+        reason = "not confirmed in time" if outcome.how == "timeout" else f"interrupted by {outcome.how}"
+        display.write(f"multiuplink: {reason}: the previous configuration was restored; the stanza files still "
+                      "hold the change, which the next 'multiuplink apply' or boot applies\n", sys.stderr)
+        return EXIT_ROLLED_BACK
+    return EXIT_NETWORKD_DOWN if outcome.networkd_down else EXIT_OK
+
+
+def _confirm(root: str) -> int:
+    from .errors import HostError
+    from .host import trial
+
+    try:
+        trial.confirm(root)
+    except HostError as error:
+        print(f"multiuplink: try --confirm: {error}", file=sys.stderr)
+        return EXIT_RUNTIME
+    print("confirmed: the configuration stays")
     return EXIT_OK
