@@ -14,6 +14,7 @@ import subprocess
 import sys
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,19 +74,28 @@ class Host:
     def stanza(self) -> Path:
         return self.root / STANZA
 
-    def multiuplink(self, *args: str, path: str | None = None, check_code: int | None = 0,
-                    bus: bool = True) -> subprocess.CompletedProcess[str]:
-        """Our CLI in the host netns (``bus``: pointed at its networkd's private D-Bus)."""
+    def _command(self, args: tuple[str, ...], path: str | None, bus: bool) -> tuple[list[str], dict[str, str]]:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         env["DBUS_SYSTEM_BUS_ADDRESS"] = self.networkd.dbus_address if bus else "unix:path=/nonexistent"
         if path:
             env["PATH"] = path
-        done = subprocess.run(["ip", "netns", "exec", self.topology.host_ns, sys.executable, "-m",
-                               "multiuplink_networkd", *args, "--root-dir", str(self.root)],
-                              capture_output=True, text=True, env=env, timeout=60)
+        return ["ip", "netns", "exec", self.topology.host_ns, sys.executable, "-m", "multiuplink_networkd", *args,
+                "--root-dir", str(self.root)], env
+
+    def multiuplink(self, *args: str, path: str | None = None, check_code: int | None = 0,
+                    bus: bool = True) -> subprocess.CompletedProcess[str]:
+        """Our CLI in the host netns (``bus``: pointed at its networkd's private D-Bus)."""
+        argv, env = self._command(args, path, bus)
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
         if check_code is not None:
             assert done.returncode == check_code, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
         return done
+
+    def start(self, *args: str, **popen: Any) -> subprocess.Popen[str]:
+        """Our CLI in the background (stop it by its PID); ``popen``: e.g. other stdin, stdout."""
+        argv, env = self._command(args, None, True)
+        options = {"stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **popen}
+        return subprocess.Popen(argv, text=True, env=env, **options)
 
     def rules(self) -> str:
         return netns.ip(self.topology.host_ns, "rule", "show").stdout
