@@ -87,7 +87,8 @@ def status_text(status: Status, paint: Painter) -> str:
                  "PACKETS IN/OUT", "BYTES IN/OUT"]] + [_row(u) for u in status.uplinks]
         lines += table(rows, paint, {"live": GREEN, "missing": RED, "absent": RED})
         lines[0] = paint(lines[0], BOLD)
-        ruleset = f"{status.backend} ruleset {'loaded' if status.ruleset_loaded else 'NOT LOADED'}"
+        ruleset = f"{status.backend} ruleset " + (status.ruleset if status.ruleset == "loaded" else
+                                                  str(status.ruleset).upper())
         networkd = "systemd-networkd " + ("running" if status.networkd_running else "NOT RUNNING")
         lines.append(f"{ruleset}; {networkd}" + ("; * dynamic address" if any(
             a.dynamic for u in status.uplinks for a in u.addresses) else ""))
@@ -121,7 +122,7 @@ def status_openmetrics(status: Status) -> str:
          "routes are live.", []),
         ("multiuplink_rp_filter", "gauge", "Effective reverse-path filter mode on the uplink's interface "
          "(0 off, 1 strict, 2 loose), now and as the next boot sets it.", []),
-        ("multiuplink_ruleset_loaded", "gauge", "1 when the configured netfilter ruleset is loaded.", []),
+        ("multiuplink_ruleset_loaded", "gauge", "1 when the configured netfilter ruleset is loaded, all of it.", []),
         ("multiuplink_drift", "gauge", "Differences between the configuration and the live state (0: in sync).", []),
     ]
     samples = {name: found for name, _, _, found in families}
@@ -140,7 +141,8 @@ def status_openmetrics(status: Status) -> str:
             samples["multiuplink_rp_filter"].append((_labels(**labels, when="now"), u.rp_filter.effective))
         samples["multiuplink_rp_filter"].append((_labels(**labels, when="boot"), u.rp_filter.boot_effective))
     if status.backend:
-        samples["multiuplink_ruleset_loaded"].append((_labels(backend=status.backend), int(status.ruleset_loaded)))
+        samples["multiuplink_ruleset_loaded"].append((_labels(backend=status.backend),
+                                                       int(status.ruleset == "loaded")))
     samples["multiuplink_drift"].append(("", len(status.problems)))
     lines = []
     for name, kind, help_text, found in families:

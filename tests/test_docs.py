@@ -169,3 +169,8 @@ def test_completion_offers_every_command_and_option() -> None:
         assert _complete(name, "-") == _long_options(command), name
         assert _complete(name, "--root-dir", "") == {"DIRECTORIES"}, name
     assert _complete("apply", "--boot", "--r") == {"--root-dir"}
+    for name, command in commands.items():
+        for action in command._actions:
+            if action.choices and action.option_strings:
+                assert _complete(name, action.option_strings[-1], "") == set(action.choices), (name, action)
+    assert _complete("explain", "") == set(), "a peer's address: nothing to offer"

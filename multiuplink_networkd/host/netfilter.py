@@ -12,6 +12,7 @@ from ..render import iptables as iptables_format, nft as nft_format
 from .commands import run, succeeds
 
 NFT_TABLE = ("inet", nft_format.TABLE)
+ABSENT, FLUSHED, LOADED = "absent", "flushed", "loaded"
 
 
 class Ruleset:
@@ -30,10 +31,22 @@ class Ruleset:
         return hash((self.nft, self.iptables))
 
     def live(self) -> bool:
-        """Whether the kernel still has it (``flush ruleset`` by nftables.service removes ours)."""
-        if self.nft is not None and not nft_loaded():
-            return False
-        return self.iptables is None or iptables_loaded()
+        """Whether the kernel has it as rendered (``flush ruleset`` by nftables.service removes ours)."""
+        return self.state("nft") in (None, LOADED) and self.state("iptables") in (None, LOADED)
+
+    def state(self, backend: str) -> str | None:
+        """``loaded``, ``flushed`` (there, but rules are missing) or ``absent``; None if it has nothing for it."""
+        if backend == "nft" and self.nft is not None:
+            if not nft_loaded():
+                return ABSENT
+            listed = run(["nft", "-j", "list", "table", *NFT_TABLE])
+            return LOADED if nft_format.loaded_as_rendered(self.nft, listed) else FLUSHED
+        if backend == "iptables" and self.iptables is not None:
+            saved = _iptables_save()
+            if not iptables_format.chains_present(saved):
+                return ABSENT
+            return LOADED if iptables_format.loaded_as_rendered(self.iptables, saved) else FLUSHED
+        return None
 
     def install(self) -> None:
         """Load this ruleset and remove the other backend's, each in one transaction."""

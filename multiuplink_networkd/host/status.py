@@ -74,10 +74,10 @@ class UplinkStatus(namedtuple("UplinkStatus", "name interface table fwmark link 
     rp_filter: RpFilter
 
 
-class Status(namedtuple("Status", "backend ruleset_loaded networkd_running stale_files mark_mask uplinks problems")):
+class Status(namedtuple("Status", "backend ruleset networkd_running stale_files mark_mask uplinks problems")):
     __slots__ = ()
     backend: str | None
-    ruleset_loaded: bool
+    ruleset: str | None
     networkd_running: bool | None
     stale_files: tuple[str, ...]
     mark_mask: int
@@ -89,7 +89,7 @@ class Status(namedtuple("Status", "backend ruleset_loaded networkd_running stale
             "format": FORMAT,
             "drift": bool(self.problems),
             "backend": self.backend,
-            "ruleset_loaded": self.ruleset_loaded,
+            "ruleset": self.ruleset,
             "networkd_running": self.networkd_running,
             "stale_files": list(self.stale_files),
             "mark_mask": self.mark_mask,
@@ -126,8 +126,10 @@ def collect(root: str, files: dict[str, str]) -> Status:
     on_disk = writer.read_owned(root)
     stale_files = tuple(sorted(path for path in set(files) | set(on_disk) if files.get(path) != on_disk.get(path)))
     backend = "nft" if paths.NFT_RULESET in files else "iptables" if paths.IPTABLES_RULESET in files else None
+    ruleset = netfilter.Ruleset(files.get(paths.NFT_RULESET), files.get(paths.IPTABLES_RULESET))
+    state = ruleset.state(backend) if backend else None
     loaded = {"nft": netfilter.nft_loaded(), "iptables": netfilter.iptables_loaded()}
-    live_counters = netfilter.counters() if backend and loaded[backend] else {}
+    live_counters = netfilter.counters() if state == netfilter.LOADED else {}
     interfaces = [u.interface for u in wanted.uplinks]
     try:
         links: dict[str, networkd.LinkState] | None = networkd.link_states(interfaces) if interfaces else {}
@@ -144,11 +146,11 @@ def collect(root: str, files: dict[str, str]) -> Status:
         _uplink_counters(u.name, live_counters),
         RpFilter(u.rp_filter, sysctl.read_rp_filter(u.interface), sysctl.read_rp_filter("all"), boot[u.interface],
                  boot_all)) for u in wanted.uplinks)
-    problems = _host_problems(root, stale_files, backend, loaded, links is not None or not interfaces)
+    problems = _host_problems(root, stale_files, backend, state, loaded, links is not None or not interfaces)
     problems += _stale_rules(wanted, manifest.parse(on_disk.get(paths.MANIFEST)), live_rules)
     for uplink in uplinks:
         problems += _uplink_problems(root, uplink)
-    return Status(backend, bool(backend and loaded[backend]), None if not interfaces else links is not None,
+    return Status(backend, state, None if not interfaces else links is not None,
                   stale_files, wanted.mark_mask, uplinks, tuple(problems))
 
 
@@ -157,19 +159,23 @@ def _uplink_counters(name: str, live: dict[str, tuple[int, int]]) -> dict[str, t
     return None if None in found.values() else {kind: value for kind, value in found.items() if value is not None}
 
 
-def _host_problems(root: str, stale_files: tuple[str, ...], backend: str | None, loaded: dict[str, bool],
-                   networkd_reached: bool) -> list[Problem]:
+def _host_problems(root: str, stale_files: tuple[str, ...], backend: str | None, state: str | None,
+                   loaded: dict[str, bool], networkd_reached: bool) -> list[Problem]:
     problems = []
     if stale_files:
         problems.append(Problem(None, "files", "the files on disk are not what the configuration renders: "
                                 + ", ".join(os.path.join(root, path) for path in stale_files),
                                 "run 'multiuplink apply' (or 'multiuplink try') to apply the configuration"))
-    for name, what in (("nft", "the nft table inet multiuplink"), ("iptables", "the iptables chains MULTIUPLINK_*")):
-        if backend == name and not loaded[name]:
-            problems.append(Problem(None, "ruleset", f"{what} is not loaded, so no connection is marked "
+    for name, what in (("nft", "the nft table inet multiuplink is"),
+                       ("iptables", "the iptables chains MULTIUPLINK_* are")):
+        if backend == name and state == netfilter.ABSENT:
+            problems.append(Problem(None, "ruleset", f"{what} not loaded, so no connection is marked "
                                     "(a 'flush ruleset' removes it)", "run 'multiuplink apply'"))
+        elif backend == name and state == netfilter.FLUSHED:
+            problems.append(Problem(None, "ruleset", f"{what} loaded, but rules are missing from it (flushed or "
+                                    "edited), so connections are not marked as they should", "run 'multiuplink apply'"))
         elif backend != name and loaded[name]:
-            problems.append(Problem(None, "ruleset", f"{what} is loaded, but the configuration does not ask for it",
+            problems.append(Problem(None, "ruleset", f"{what} loaded, but the configuration does not ask for it",
                                     "run 'multiuplink apply'"))
     if not networkd_reached:
         problems.append(Problem(None, "networkd", "systemd-networkd is not running: it installs and keeps the "

@@ -60,6 +60,24 @@ def chains_present(saved: str) -> bool:
     return any(line.startswith(f":{HOOKS[0][1]} ") for line in saved.splitlines())
 
 
+def _shape(text: str) -> dict[str, int]:
+    """``{our chain: number of rules}`` in our ruleset or in ``iptables-save -t mangle`` output."""
+    chains = {chain: 0 for _, chain in HOOKS if f":{chain} " in text}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) > 1 and words[0] == "-A" and words[1] in chains:
+            chains[words[1]] += 1
+    return chains
+
+
+def loaded_as_rendered(ruleset: str, saved: str) -> bool:
+    """Whether ``saved`` has our chains with as many rules as ``ruleset`` (:func:`render`), and the jumps to them.
+
+    A flushed chain or a deleted rule shows; a rule changed in place does not.
+    """
+    return _shape(saved) == _shape(ruleset) and len(_jumps(saved)) == len(HOOKS)
+
+
 def restore_input(ruleset: str, saved: str) -> str:
     """``ruleset`` (as :func:`render` wrote it) plus the jumps into our chains that ``saved`` lacks."""
     present = _jumps(saved)

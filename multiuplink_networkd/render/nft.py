@@ -73,3 +73,40 @@ def read_counters(listed: str) -> dict[str, tuple[int, int]]:
         if counter and counter.get("table") == TABLE:
             found[str(counter["name"])] = (int(counter["packets"]), int(counter["bytes"]))
     return found
+
+
+def _shape(ruleset: str) -> dict[str, int]:
+    """``{chain: number of rules}`` of a ruleset :func:`render` wrote."""
+    chains: dict[str, int] = {}
+    chain = None
+    for line in ruleset.splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        if words[0] == "chain":
+            chain = words[1]
+            chains[chain] = 0
+        elif words[0] == "}":
+            chain = None
+        elif chain is not None and words[0] != "type":
+            chains[chain] += 1
+    return chains
+
+
+def loaded_as_rendered(ruleset: str, listed: str) -> bool:
+    """Whether ``nft -j list table inet multiuplink`` shows the chains of ``ruleset`` with as many rules each.
+
+    A flushed table (``nft flush table``) or a deleted rule shows; a rule changed in place does not.
+    """
+    return _live_shape(listed) == _shape(ruleset)
+
+
+def _live_shape(listed: str) -> dict[str, int]:
+    chains: dict[str, int] = {}
+    for item in json.loads(listed).get("nftables", []):
+        if "chain" in item:
+            chains.setdefault(str(item["chain"]["name"]), 0)
+        elif "rule" in item:
+            name = str(item["rule"]["chain"])
+            chains[name] = chains.get(name, 0) + 1
+    return chains
