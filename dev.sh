@@ -7,10 +7,10 @@ cd "$(dirname "$(readlink -f "$0")")"
 
 APT_PACKAGES=(
     # the product and what it drives
-    python3 python3-venv python3-yaml python3-jsonschema python3-configobj python3-dbus-next
-    nftables iptables iproute2 netplan.io systemd dbus
+    python3 python3-venv python3-yaml python3-jsonschema python3-dbus-next
+    nftables iptables iproute2 netplan.io systemd dbus conntrack
     # the tests: namespaces, traffic, real boots, the Debian package
-    python3-pytest conntrack curl iputils-ping debootstrap systemd-container
+    python3-pytest python3-prometheus-client curl iputils-ping debootstrap systemd-container
     dpkg-dev lintian devscripts man-db groff-base   # the package's Build-Depends come from debian/control below
 )
 

@@ -49,6 +49,7 @@ EXPECTED = {
     UNIT_DIR + "/multiuplink-report.service": 0o644,
     "./usr/lib/python3/dist-packages/multiuplink_networkd/multiuplink.schema.json": 0o644,
     "./usr/share/multiuplink-networkd/multiuplink.schema.json": 0o777,  # a link to the package's copy
+    "./usr/share/multiuplink-networkd/status.schema.json": 0o644,
     "./usr/share/man/man8/multiuplink.8.gz": 0o644,
     "./usr/share/man/man5/multiuplink.d.5.gz": 0o644,
     "./usr/share/bash-completion/completions/multiuplink": 0o644,
@@ -111,16 +112,18 @@ def test_lintian_finds_no_error_or_warning_in_the_source_package(tmp_path_factor
 
 def test_control_fields(deb: Path) -> None:
     fields = dict(line.split(": ", 1) for line in subprocess.run(
-        ["dpkg-deb", "-f", str(deb), "Package", "Version", "Architecture", "Depends"],
+        ["dpkg-deb", "-f", str(deb), "Package", "Version", "Architecture", "Depends", "Recommends"],
         capture_output=True, text=True, check=True).stdout.splitlines())
     assert fields["Package"] == "multiuplink-networkd"
     assert fields["Architecture"] == "all"
     assert re.sub(r"^\d+:|-[^-]*$", "", fields["Version"]) == __version__
     depends = [item.strip() for item in fields["Depends"].split(",")]
-    for wanted in ("python3-yaml", "python3-jsonschema", "python3-dbus-next", "python3-configobj",
+    for wanted in ("python3-yaml", "python3-jsonschema", "python3-dbus-next",
                    "nftables | iptables", "systemd (>= 252)", "netplan.io"):
         assert any(item == wanted or item.startswith(wanted + " (") for item in depends), (wanted, depends)
     assert "pip" not in fields["Depends"]
+    assert "configobj" not in fields["Depends"], "nothing reads key = value files with it"
+    assert fields["Recommends"] == "conntrack", "for 'multiuplink explain'"
 
 
 def test_files_are_where_systemd_the_unit_and_the_code_look(deb: Path, listing: dict[str, int]) -> None:
@@ -138,6 +141,8 @@ def test_files_are_where_systemd_the_unit_and_the_code_look(deb: Path, listing: 
     assert _member(deb, GENERATOR_DIR + "/multiuplink").startswith(b"#!/usr/bin/python3 -IS\n")
     assert _member(deb, "./usr/sbin/multiuplink").startswith(b"#!/usr/bin/python3\n")
     assert _member(deb, EXPECTED_SCHEMA) == (REPO / "schema" / "multiuplink.schema.json").read_bytes()
+    assert _member(deb, "./usr/share/multiuplink-networkd/status.schema.json") == \
+        (REPO / "schema" / "status.schema.json").read_bytes()
 
 
 def test_nothing_else_slips_in(listing: dict[str, int]) -> None:

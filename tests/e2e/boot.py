@@ -50,7 +50,7 @@ SUITE = "bookworm"
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "iproute2", "nftables", "iptables",
     "procps", "python3", "python3-yaml", "python3-jsonschema",
-    "python3-configobj", "python3-dbus-next", "netplan.io",
+    "python3-dbus-next", "netplan.io",
 )
 
 # Files written into the base tree after debootstrap.
