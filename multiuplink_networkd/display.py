@@ -84,13 +84,13 @@ def status_text(status: Status, paint: Painter) -> str:
     lines = []
     if status.uplinks:
         rows = [["UPLINK", "INTERFACE", "LINK", "ADDRESSES", "TABLE", "RULES", "ROUTES", "RP_FILTER", "CONNS",
-                 "PACKETS IN/OUT", "BYTES IN/OUT"]] + [_row(u) for u in status.uplinks]
+                 "PACKETS", "BYTES"]] + [_row(u) for u in status.uplinks]
         lines += table(rows, paint, {"live": GREEN, "missing": RED, "absent": RED})
         lines[0] = paint(lines[0], BOLD)
         ruleset = f"{status.backend} ruleset " + (status.ruleset if status.ruleset == "loaded" else
                                                   str(status.ruleset).upper())
         networkd = "systemd-networkd " + ("running" if status.networkd_running else "NOT RUNNING")
-        lines.append(f"{ruleset}; {networkd}" + ("; * dynamic address" if any(
+        lines.append(f"{ruleset}; {networkd}; packets and bytes: in/out" + ("; * dynamic address" if any(
             a.dynamic for u in status.uplinks for a in u.addresses) else ""))
     else:
         lines.append("no uplinks configured")
