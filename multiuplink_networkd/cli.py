@@ -7,9 +7,9 @@ writes and loads them, or compares them with the live state.
 Exit codes: 0 success; 1 the configuration has errors (nothing was written or
 changed); 2 wrong command line; 3 the host refused a change at run time (the
 previous configuration was kept or restored); 4 applied, but systemd-networkd
-is not running, so its rules and routes come when it starts; 5 the live state
-differs from the configuration (status, explain); 6 try was not confirmed, the
-previous configuration was restored.
+is not running, so its rules and routes come when it starts; 6 the live state
+differs from the configuration (status, explain); 7 try was not confirmed, the
+previous configuration was restored. (5 is left to file-system refusals.)
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from .errors import ConfigErrors
     from .model import Settings
 
-EXIT_OK, EXIT_CONFIG, EXIT_USAGE, EXIT_RUNTIME, EXIT_NETWORKD_DOWN, EXIT_DRIFT, EXIT_ROLLED_BACK = 0, 1, 2, 3, 4, 5, 6
+EXIT_OK, EXIT_CONFIG, EXIT_USAGE, EXIT_RUNTIME, EXIT_NETWORKD_DOWN = 0, 1, 2, 3, 4
+EXIT_DRIFT, EXIT_ROLLED_BACK = 6, 7
 TRY_TIMEOUT = 120.0
 """Seconds ``try`` waits for a confirmation, as ``netplan try`` does."""
 

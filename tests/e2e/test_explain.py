@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from multiuplink_networkd.cli import EXIT_DRIFT
+
 from . import netns
 from .product import Host
 from .topology import CLIENT_ADDR, GATEWAY, HOST_ADDR, HOST_IFNAME
@@ -42,7 +44,7 @@ def test_a_missing_rule_and_strict_rp_filter_are_named(applied: Host) -> None:
     netns.ip(host_ns, "rule", "del", "priority", "1000", "fwmark", "0x2000000/0xff000000", "table", "102")
     netns.sysctl(host_ns, {"net.ipv4.conf.eth2.rp_filter": 1})
     assert not applied.topology.tcp_reachable("isp2")
-    done = applied.multiuplink("explain", CLIENT_ADDR, check_code=5)
+    done = applied.multiuplink("explain", CLIENT_ADDR, check_code=EXIT_DRIFT)
     [lines] = [b for t, b in blocks(done.stdout).items() if f"-> {HOST_ADDR['isp2']}:80 " in t]
     assert "rule    1000: from all fwmark 0x2000000/0xff000000 lookup 102 (MISSING)" in lines
     assert "reply   via 203.0.113.1 dev eth1, table main, source 192.0.2.31" in lines
@@ -56,7 +58,7 @@ def test_a_connection_nothing_answered_names_the_chains_that_drop(applied: Host)
     netns.run(applied.topology.host_ns, "nft", "-f", "-", input=(
         "table inet fw {\n\tchain out { type filter hook output priority raw; policy drop; }\n}\n"))
     assert not applied.topology.tcp_reachable("isp1")
-    done = applied.multiuplink("explain", CLIENT_ADDR, check_code=5)
+    done = applied.multiuplink("explain", CLIENT_ADDR, check_code=EXIT_DRIFT)
     [lines] = [b for t, b in blocks(done.stdout).items() if "unreplied" in t]
     assert ("problem: no reply has been seen: the service did not answer, or a firewall rule drops its packets; "
             "chains that drop by default: inet fw out (hook output, policy drop)") in lines

@@ -11,6 +11,8 @@ from typing import Any
 
 import jsonschema
 
+from multiuplink_networkd.cli import EXIT_DRIFT
+
 from . import netns
 from .product import REPO, Host
 
@@ -39,10 +41,10 @@ def test_clean_after_apply_then_a_deleted_rule_and_a_flushed_table_are_named_and
              "table", "102")
     netns.run(applied.topology.host_ns, "nft", "flush", "table", "inet", "multiuplink")
     assert not applied.topology.tcp_reachable("isp2")
-    shown = applied.multiuplink("status", check_code=5).stdout
+    shown = applied.multiuplink("status", check_code=EXIT_DRIFT).stdout
     assert RULE_MISSING in shown
     assert "the nft table inet multiuplink is loaded, but rules are missing from it (flushed or edited)" in shown
-    drifted = status(applied, 5)
+    drifted = status(applied, EXIT_DRIFT)
     assert drifted["ruleset"] == "flushed"
     assert [(p["uplink"], p["subject"]) for p in drifted["problems"]] == [(None, "ruleset"), ("isp2", "rule")]
 
@@ -56,10 +58,10 @@ def test_clean_after_apply_then_a_deleted_rule_and_a_flushed_table_are_named_and
 def test_a_deleted_table_route_and_a_deleted_table_are_named_and_repaired(applied: Host) -> None:
     netns.ip(applied.topology.host_ns, "route", "del", "default", "table", "102")
     netns.run(applied.topology.host_ns, "nft", "delete", "table", "inet", "multiuplink")
-    shown = applied.multiuplink("status", check_code=5).stdout
+    shown = applied.multiuplink("status", check_code=EXIT_DRIFT).stdout
     assert "isp2: route 'default via 192.0.2.1 dev eth2 table 102' is missing" in shown
     assert "the nft table inet multiuplink is not loaded" in shown
-    assert status(applied, 5)["ruleset"] == "absent"
+    assert status(applied, EXIT_DRIFT)["ruleset"] == "absent"
     repaired = applied.multiuplink("apply").stdout
     assert "changed netfilter" in repaired and "changed policy rules and routes of eth2" in repaired
     applied.wait_uplinks("isp2")
@@ -71,13 +73,13 @@ def test_a_later_sysctl_file_that_makes_an_uplink_strict_is_named_with_its_path(
     hardening = applied.root / "etc/sysctl.d/99-hardening.conf"
     hardening.parent.mkdir(parents=True)
     hardening.write_text("# CIS benchmark 3.3.7\nnet.ipv4.conf.eth2.rp_filter = 1\n")
-    shown = applied.multiuplink("status", check_code=5).stdout
+    shown = applied.multiuplink("status", check_code=EXIT_DRIFT).stdout
     assert (f"isp2: at the next boot rp_filter on eth2 will be 1 (strict), not 2 (loose): "
             f"net.ipv4.conf.eth2.rp_filter = 1 ({hardening}:2)") in shown
     assert f"hint: change or remove {hardening}:2: it overrides {applied.root}/run/sysctl.d/50-multiuplink.conf" \
         in shown
     assert "2 (boot 1)" in shown.splitlines()[2]
-    found = status(applied, 5)
+    found = status(applied, EXIT_DRIFT)
     isp2 = found["uplinks"][1]["rp_filter"]
     assert (isp2["effective"], isp2["boot"]["effective"], isp2["boot"]["interface"]["source"]) == (
         2, 1, f"{hardening}:2")
@@ -86,7 +88,7 @@ def test_a_later_sysctl_file_that_makes_an_uplink_strict_is_named_with_its_path(
     assert [p["subject"] for p in found["problems"]] == ["rp_filter_boot"]
 
     netns.sysctl(applied.topology.host_ns, {"net.ipv4.conf.eth1.rp_filter": 1})  # and strict now, by hand
-    assert "isp1: rp_filter on eth1 is 1 (strict) now" in applied.multiuplink("status", check_code=5).stdout
+    assert "isp1: rp_filter on eth1 is 1 (strict) now" in applied.multiuplink("status", check_code=EXIT_DRIFT).stdout
     applied.multiuplink("apply")
     assert applied.rp_filter("eth1") == "2"
 
@@ -118,21 +120,21 @@ def test_iptables_backend_counts_by_rule_and_a_flushed_chain_is_named(host: Host
     assert found["uplinks"][1]["counters"]["connections"] == 1
     netns.run(host.topology.host_ns, "iptables", "-t", "mangle", "-F", "MULTIUPLINK_PREROUTING")
     assert "the iptables chains MULTIUPLINK_* are loaded, but rules are missing" in \
-        host.multiuplink("status", check_code=5).stdout
+        host.multiuplink("status", check_code=EXIT_DRIFT).stdout
     assert "changed netfilter" in host.multiuplink("apply").stdout
     assert status(host, 0)["ruleset"] == "loaded"
 
 
 def test_stale_files_and_networkd_not_running_are_named(applied: Host) -> None:
     applied.stanza.write_text(applied.stanza.read_text().replace("table: 102", "table: 112"))
-    shown = applied.multiuplink("status", bus=False, check_code=5).stdout
+    shown = applied.multiuplink("status", bus=False, check_code=EXIT_DRIFT).stdout
     assert "the files on disk are not what the configuration renders: " in shown
     assert f"{applied.root}/run/multiuplink/manifest.json" in shown
     assert "systemd-networkd is not running" in shown
     assert "isp2: policy rule '1000: from all fwmark 0x2000000/0xff000000 lookup 112' is missing" in shown
     assert "policy rule '1000: from all fwmark 0x2000000/0xff000000 lookup 102' is live, but no uplink asks for it" \
         in shown
-    found = json.loads(applied.multiuplink("status", "--json", bus=False, check_code=5).stdout)
+    found = json.loads(applied.multiuplink("status", "--json", bus=False, check_code=EXIT_DRIFT).stdout)
     jsonschema.validate(found, SCHEMA)
     assert found["networkd_running"] is False and found["uplinks"][0]["link"] is None
 
@@ -142,7 +144,7 @@ def test_a_link_without_carrier_is_named(applied: Host) -> None:
     netns.ip(isp_ns, "link", "set", "tohost", "down")
     netns.wait_for(lambda: "isp2: eth2 has no carrier" in applied.multiuplink("status", check_code=None).stdout,
                    10, "networkd to see the carrier go")
-    assert status(applied, 5)["uplinks"][1]["link"]["carrier"] == "no-carrier"
+    assert status(applied, EXIT_DRIFT)["uplinks"][1]["link"]["carrier"] == "no-carrier"
     netns.ip(isp_ns, "link", "set", "tohost", "up")
     applied.wait_uplinks("isp2")
 
