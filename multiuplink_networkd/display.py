@@ -196,8 +196,9 @@ def explain_text(peer: str, port: int | None, findings: list[Finding], paint: Pa
     return "\n".join(lines) + "\n"
 
 
-def write(text: str, stream: TextIO = sys.stdout) -> None:
-    """Print, but never fail over a terminal that went away (a lost SSH session): the work is done by then."""
+def write(text: str, stream: TextIO | None = None) -> None:
+    """Print (to stdout by default), but never fail over a terminal that went away (a lost SSH session)."""
+    stream = stream or sys.stdout
     try:
         stream.write(text)
         stream.flush()

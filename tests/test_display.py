@@ -97,3 +97,4 @@ def test_the_json_shape_is_the_schema() -> None:
     jsonschema.validate(STATUS.as_json(), SCHEMA)
     jsonschema.validate(Status(None, None, None, (), 0, (), ()).as_json(), SCHEMA)
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
+

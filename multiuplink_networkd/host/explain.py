@@ -23,7 +23,7 @@ from collections import namedtuple
 from ..errors import HostError
 from ..model import PolicyRule
 from ..render import nft as nft_format
-from . import networkd, sysctl
+from . import networkd, status, sysctl
 from .commands import CommandFailed, run
 
 TYPE_CHECKING = False
@@ -192,6 +192,7 @@ def _analyse(peer: str, local: str, mark: int, uplink: AppliedUplink | None, inc
 
 def explain(wanted: Manifest, peer: str, port: int | None) -> list[Finding]:
     """A finding per tracked connection with ``peer``; with none, one per uplink for a would-be connection."""
+    status.need_root("explain")
     live_rules, addresses = networkd.live_rules(), networkd.live_addresses()
     findings = []
     for entry in tracked(peer, port):

@@ -15,6 +15,7 @@ import os
 from collections import namedtuple
 
 from .. import paths
+from ..errors import HostError
 from ..model import PolicyRule, TableRoute
 from ..render import counters as counter_names, manifest
 from . import netfilter, networkd, sysctl, sysctl_d, writer
@@ -120,8 +121,16 @@ def _boot_json(value: sysctl_d.BootValue) -> dict[str, Any]:
     return {"value": value.value, "source": value.source(), "key": value.key}
 
 
+def need_root(command: str) -> None:
+    """nft, iptables-save and conntrack answer only root: as anyone else the ruleset would look absent."""
+    if os.geteuid() != 0:
+        raise HostError(f"{command} reads the netfilter ruleset and the tracked connections, which only root may; "
+                        "run it as root")
+
+
 def collect(root: str, files: dict[str, str]) -> Status:
     """The live state against ``files``, the configuration rendered for ``root``."""
+    need_root("status")
     wanted = manifest.parse(files.get(paths.MANIFEST))
     on_disk = writer.read_owned(root)
     stale_files = tuple(sorted(path for path in set(files) | set(on_disk) if files.get(path) != on_disk.get(path)))
@@ -133,7 +142,7 @@ def collect(root: str, files: dict[str, str]) -> Status:
     interfaces = [u.interface for u in wanted.uplinks]
     try:
         links: dict[str, networkd.LinkState] | None = networkd.link_states(interfaces) if interfaces else {}
-    except networkd.NetworkdDown:
+    except (networkd.NetworkdDown, networkd.NetworkdFailed):  # both: networkd cannot be asked
         links = None
     boot_all, boot = sysctl_d.rp_filter_at_boot(root, interfaces, {paths.SYSCTL_FILE: files.get(paths.SYSCTL_FILE)})
     live_rules, live_routes = networkd.live_rules(), networkd.live_routes()
@@ -178,8 +187,9 @@ def _host_problems(root: str, stale_files: tuple[str, ...], backend: str | None,
             problems.append(Problem(None, "ruleset", f"{what} loaded, but the configuration does not ask for it",
                                     "run 'multiuplink apply'"))
     if not networkd_reached:
-        problems.append(Problem(None, "networkd", "systemd-networkd is not running: it installs and keeps the "
-                                "policy rules and table routes", "systemctl start systemd-networkd"))
+        problems.append(Problem(None, "networkd", "systemd-networkd is not running, or does not answer on D-Bus: it "
+                                "installs and keeps the policy rules and table routes",
+                                "systemctl start systemd-networkd; see 'journalctl -u systemd-networkd'"))
     return problems
 
 

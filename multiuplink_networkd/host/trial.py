@@ -159,7 +159,17 @@ def attempt(root: str, files: dict[str, str], seconds: float, terminal: int | No
     the wait, ``tick`` the seconds left, about once a second. Raises :class:`.apply.ApplyError` when applying
     fails (restored already).
     """
-    with _signals_roll_back(), writer.locked(root):
+    with _signals_roll_back():
+        try:
+            return _attempt(root, files, seconds, terminal, applied, tick, validated_inputs)
+        except Interrupted as interrupted:  # anything applied is undone by now
+            return Outcome(interrupted.name, [], None)
+
+
+def _attempt(root: str, files: dict[str, str], seconds: float, terminal: int | None,
+             applied: Callable[[list[str], str | None], None], tick: Callable[[int], None],
+             validated_inputs: str | None) -> Outcome:
+    with writer.locked(root):
         steps = apply.plan(root, writer.read_owned(root), files, boot=False)
         changed = [item for step in steps for item in step.describe()]
         if not steps:
@@ -175,14 +185,13 @@ def attempt(root: str, files: dict[str, str], seconds: float, terminal: int | No
                 listener.close()  # a late --confirm now hears that nobody waits, not "confirmed"
                 if confirmed is not False:
                     undo.pop_all()
+                    _ignore_signals()  # kept: a signal now must not report a rollback that did not happen
                     if validated_inputs is not None:
                         writer.remember(root, paths.GENERATOR_CACHE, validated_inputs)
                     if isinstance(confirmed, socket.socket):
                         _answer(confirmed)
                     return Outcome("confirmed", changed, down)
             return Outcome("timeout", changed, down)
-        except Interrupted as interrupted:
-            return Outcome(interrupted.name, changed, None)
         finally:
             listener.close()
 
