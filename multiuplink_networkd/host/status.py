@@ -164,8 +164,9 @@ def collect(root: str, files: dict[str, str]) -> Status:
 
 
 def _uplink_counters(name: str, live: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]] | None:
-    found = {kind: live.get(counter_names.name(kind, name)) for kind in counter_names.KINDS}
-    return None if None in found.values() else {kind: value for kind, value in found.items() if value is not None}
+    """``{kind: (packets, bytes)}``; None unless the loaded ruleset has every counter of the uplink."""
+    names = {kind: counter_names.name(kind, name) for kind in counter_names.KINDS}
+    return {kind: live[counter] for kind, counter in names.items()} if set(names.values()) <= set(live) else None
 
 
 def _host_problems(root: str, stale_files: tuple[str, ...], backend: str | None, state: str | None,
