@@ -6,8 +6,11 @@ from __future__ import annotations
 import os
 import sys
 
+from .host import networkd
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import TextIO
 
     from .host.explain import Finding
@@ -45,15 +48,23 @@ def _human_bytes(number: int) -> str:
     return human(number, 1024, ("B", "K", "M", "G", "T"))
 
 
-def table(rows: list[list[str]], paint: Painter, colours: dict[str, str]) -> list[str]:
-    """Columns padded to their widest cell; cells named in ``colours`` are painted after padding."""
+def table(rows: list[list[str]], paint: Painter, colour: Callable[[str], str | None] = lambda cell: None
+          ) -> list[str]:
+    """Columns padded to their widest cell; a cell ``colour`` names a colour for is painted after padding."""
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     lines = []
     for row in rows:
-        cells = [paint(cell.ljust(width), colours[cell]) if cell in colours else cell.ljust(width)
-                 for cell, width in zip(row, widths, strict=True)]
-        lines.append("  ".join(cells).rstrip())
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
+        lines.append("  ".join(paint(cell, found) if (found := colour(cell.strip())) else cell
+                               for cell in cells).rstrip())
     return lines
+
+
+def _status_colour(cell: str) -> str | None:
+    """Green for what is all live, red for what is missing, partly or wholly, or absent."""
+    if cell == "live":
+        return GREEN
+    return RED if cell in ("missing", "absent") or cell.endswith(" live") else None
 
 
 def _live(pairs: tuple[tuple[object, bool], ...]) -> str:
@@ -85,7 +96,7 @@ def status_text(status: Status, paint: Painter) -> str:
     if status.uplinks:
         rows = [["UPLINK", "INTERFACE", "LINK", "ADDRESSES", "TABLE", "RULES", "ROUTES", "RP_FILTER", "CONNS",
                  "PACKETS", "BYTES"]] + [_row(u) for u in status.uplinks]
-        lines += table(rows, paint, {"live": GREEN, "missing": RED, "absent": RED})
+        lines += table(rows, paint, _status_colour)
         lines[0] = paint(lines[0], BOLD)
         ruleset = f"{status.backend} ruleset " + (status.ruleset if status.ruleset == "loaded" else
                                                   str(status.ruleset).upper())
@@ -180,15 +191,13 @@ def explain_text(peer: str, port: int | None, findings: list[Finding], paint: Pa
         elif c is not None:
             rows.append(["uplink", f"none: connection mark {c.mark:#x} names no uplink (it did not arrive on one); "
                                    "replies follow the main table"])
-        if finding.rule is not None:
-            rule = finding.rule
-            rows.append(["rule", f"{rule.priority}: from all fwmark {rule.fwmark:#x}/{rule.mask:#x} lookup "
-                                 f"{rule.table} ({'live' if finding.rule_live else 'MISSING'})"])
+        rows += [["rule", f"{networkd.describe_rule(rule)} ({'live' if live else 'MISSING'})"]
+                 for rule, live in finding.rules]
         if finding.reply is not None:
             r = finding.reply
             via = f"via {r.gateway} " if r.gateway else ""
             rows.append(["reply", f"{via}dev {r.interface}, table {r.table}, source {r.source}"])
-        lines += ["  " + line for line in table(rows, paint, {})] if rows else []
+        lines += ["  " + line for line in table(rows, paint)] if rows else []
         for problem in finding.problems:
             lines.append("  " + paint(f"problem: {problem}", RED))
         if not finding.problems and u is not None:

@@ -27,7 +27,8 @@ def uplink(name: str, interface: str, table: int, counters: dict[str, tuple[int,
     return UplinkStatus(
         name, interface, table, mark, networkd.LinkState("configured", "routable", "carrier"),
         (networkd.Address(f"192.0.2.{table}/24", False), networkd.Address("2001:db8::1/64", True)),
-        ((PolicyRule(1000, mark, 0xFF000000, table), rule_live),),
+        ((PolicyRule(999, mark, 0xFF000000, 254, 0), True),
+         (PolicyRule(1000, mark, 0xFF000000, table, None), rule_live)),
         ((TableRoute(table, "192.0.2.0/24", None), True), (TableRoute(table, "default", "192.0.2.1"), True)),
         counters, RpFilter(2, 2, 1, boot, KERNEL))
 
@@ -58,7 +59,7 @@ def test_the_table_is_aligned_and_plain_without_colour() -> None:
 
 def test_colour_marks_what_is_live_missing_and_wrong() -> None:
     text = display.status_text(STATUS, display.Painter(True))
-    assert f"{display.GREEN}live" in text and f"{display.RED}missing" in text
+    assert f"{display.GREEN}live" in text and f"{display.RED}1/2 live" in text
     assert f"{display.RED}2 differences" in text
 
 

@@ -58,14 +58,16 @@ class Reply(namedtuple("Reply", "interface gateway table source")):
     source: str
 
 
-class Finding(namedtuple("Finding", "connection uplink rule rule_live reply problems")):
-    """One connection (or, when ``connection`` is None, one uplink's would-be connection) and what drops it."""
+class Finding(namedtuple("Finding", "connection uplink rules reply problems")):
+    """One connection (or, when ``connection`` is None, one uplink's would-be connection) and what drops it.
+
+    ``rules``: the uplink's policy rules its mark meets, each with whether it is live.
+    """
 
     __slots__ = ()
     connection: Tracked | None
     uplink: AppliedUplink | None
-    rule: PolicyRule | None
-    rule_live: bool
+    rules: tuple[tuple[PolicyRule, bool], ...]
     reply: Reply | None
     problems: tuple[str, ...]
 
@@ -156,13 +158,10 @@ def _uplink_of(mark: int, wanted: Manifest) -> AppliedUplink | None:
 
 def _analyse(peer: str, local: str, mark: int, uplink: AppliedUplink | None, incoming: bool,
              live_rules: set[PolicyRule], addresses: dict[str, tuple[networkd.Address, ...]]
-             ) -> tuple[PolicyRule | None, bool, Reply | None, list[str]]:
-    problems = []
-    rule = next((r for r in sorted(uplink.rules) if mark & r.mask == r.fwmark), None) if uplink else None
-    rule_live = rule is not None and rule in live_rules
-    if rule is not None and not rule_live:
-        problems.append(f"policy rule {rule.priority}: fwmark {rule.fwmark:#x}/{rule.mask:#x} lookup {rule.table} "
-                        "is not live, so replies follow the main table")
+             ) -> tuple[tuple[tuple[PolicyRule, bool], ...], Reply | None, list[str]]:
+    rules = tuple((rule, rule in live_rules) for rule in sorted(uplink.rules, key=lambda r: r.priority)
+                  if mark & rule.mask == rule.fwmark) if uplink else ()
+    problems = [f"policy rule '{networkd.describe_rule(rule)}' is not live" for rule, live in rules if not live]
     reply = None
     try:
         answer = _route_get(peer, "from", local, *(("mark", f"{mark:#x}") if mark else ()))
@@ -174,8 +173,6 @@ def _analyse(peer: str, local: str, mark: int, uplink: AppliedUplink | None, inc
         if reply.interface != uplink.interface:
             problems.append(f"replies leave by {reply.interface} (table {reply.table}), not by {uplink.interface}: "
                             f"the other ISP drops them as spoofed, or the peer ignores them")
-        elif reply.table != str(uplink.table):
-            problems.append(f"replies use table {reply.table}, not the uplink's table {uplink.table}")
         if not _in_networks(reply.source, addresses.get(uplink.interface, ())):
             problems.append(f"the source {reply.source} is not an address of {uplink.interface}: "
                             f"the ISP of {uplink.name} drops such replies as spoofed (BCP38)")
@@ -187,7 +184,7 @@ def _analyse(peer: str, local: str, mark: int, uplink: AppliedUplink | None, inc
             problems.append(f"the peer's packets are dropped on arrival on {uplink.interface}: {error.said}" + (
                 f" (strict reverse-path filtering, rp_filter 1: the route back to {peer} does not leave by "
                 f"{uplink.interface})" if strict else ""))
-    return rule, rule_live, reply, problems
+    return rules, reply, problems
 
 
 def explain(wanted: Manifest, peer: str, port: int | None) -> list[Finding]:
@@ -197,22 +194,21 @@ def explain(wanted: Manifest, peer: str, port: int | None) -> list[Finding]:
     findings = []
     for entry in tracked(peer, port):
         uplink = _uplink_of(entry.mark, wanted)
-        rule, live, reply, problems = _analyse(peer, entry.local, entry.mark, uplink, entry.incoming, live_rules,
-                                               addresses)
+        rules, reply, problems = _analyse(peer, entry.local, entry.mark, uplink, entry.incoming, live_rules, addresses)
         if entry.unreplied:
             chains = _drop_policies()
             problems.append("no reply has been seen: the service did not answer, or a firewall rule drops its "
                             "packets" + (f"; chains that drop by default: {', '.join(chains)}" if chains else ""))
-        findings.append(Finding(entry, uplink, rule, live, reply, tuple(problems)))
+        findings.append(Finding(entry, uplink, rules, reply, tuple(problems)))
     if findings:
         return findings
     for uplink in wanted.uplinks:
         local = next((a.address.split("/")[0] for a in addresses.get(uplink.interface, ())
                       if (":" in a.address) == (":" in peer)), None)
         if local is None:
-            findings.append(Finding(None, uplink, None, False, None,
-                                    (f"{uplink.interface} has no address of the peer's family",)))
+            missing = f"{uplink.interface} has no address of the peer's family"
+            findings.append(Finding(None, uplink, (), None, (missing,)))
             continue
-        rule, live, reply, problems = _analyse(peer, local, uplink.fwmark, uplink, True, live_rules, addresses)
-        findings.append(Finding(None, uplink, rule, live, reply, tuple(problems)))
+        rules, reply, problems = _analyse(peer, local, uplink.fwmark, uplink, True, live_rules, addresses)
+        findings.append(Finding(None, uplink, rules, reply, tuple(problems)))
     return findings

@@ -88,6 +88,13 @@ def live_rules() -> set[PolicyRule]:
     return rules
 
 
+def describe_rule(rule: PolicyRule) -> str:
+    """As ``ip rule`` lists it."""
+    table = next((name for name, number in _TABLE_NUMBERS.items() if number == rule.table), str(rule.table))
+    suppress = "" if rule.suppress_prefixlength is None else f" suppress_prefixlength {rule.suppress_prefixlength}"
+    return f"{rule.priority}: from all fwmark {rule.fwmark:#x}/{rule.mask:#x} lookup {table}{suppress}"
+
+
 def live_routes() -> set[LiveRoute]:
     """The unicast routes the kernel has now in tables other than main, local and default (IPv4)."""
     routes = set()

@@ -199,14 +199,14 @@ def _stale_rules(wanted: manifest.Manifest, applied: manifest.Manifest, live: se
     ours = {rule for rule in live if rule.mask in (wanted.mark_mask, applied.mark_mask)}
     ours |= {rule for uplink in applied.uplinks for rule in uplink.rules if rule in live}
     ours -= {rule for uplink in wanted.uplinks for rule in uplink.rules}
-    return [Problem(None, "rule", f"policy rule {describe_rule(rule)} is live, but no uplink asks for it",
-                    f"remove it: ip rule del priority {rule.priority} fwmark {rule.fwmark:#x}/{rule.mask:#x} "
-                    f"table {rule.table}") for rule in sorted(ours)]
+    return [Problem(None, "rule", f"policy rule '{networkd.describe_rule(rule)}' is live, but no uplink asks for it",
+                    f"remove it: ip rule del priority {rule.priority} fwmark {rule.fwmark:#x}/{rule.mask:#x}")
+            for rule in sorted(ours, key=_rule_order)]
 
 
-def describe_rule(rule: PolicyRule) -> str:
-    """As ``ip rule`` lists it."""
-    return f"'{rule.priority}: from all fwmark {rule.fwmark:#x}/{rule.mask:#x} lookup {rule.table}'"
+def _rule_order(rule: PolicyRule) -> tuple[int, int, int]:
+    return rule.priority, rule.fwmark, rule.table
+
 
 
 def describe_route(route: TableRoute, interface: str) -> str:
@@ -230,7 +230,7 @@ def _uplink_problems(root: str, uplink: UplinkStatus) -> list[Problem]:
                                 "networkd installs its rules and routes again when the link comes back"))
     if not down:
         repair = "run 'multiuplink apply' (systemd-networkd installs it again)"
-        problems += [Problem(name, "rule", f"policy rule {describe_rule(rule)} is missing", repair)
+        problems += [Problem(name, "rule", f"policy rule '{networkd.describe_rule(rule)}' is missing", repair)
                      for rule, live in uplink.rules if not live]
         problems += [Problem(name, "route", f"route {describe_route(route, interface)} is missing", repair)
                      for route, live in uplink.routes if not live]

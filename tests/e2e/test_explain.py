@@ -34,6 +34,7 @@ def test_a_connection_via_each_isp_names_its_uplink_table_gateway_and_source(app
             assert title.startswith(f"tcp {CLIENT_ADDR}:") and "assured" in title
             assert lines.splitlines() == [
                 f"uplink  {isp}: arrived on {interface}, mark {mark}",
+                f"rule    999: from all fwmark {mark}/0xff000000 lookup main suppress_prefixlength 0 (live)",
                 f"rule    1000: from all fwmark {mark}/0xff000000 lookup {table} (live)",
                 f"reply   via {GATEWAY[isp]} dev {interface}, table {table}, source {HOST_ADDR[isp]}",
                 f"ok: answered out of {isp}"]
@@ -48,7 +49,7 @@ def test_a_missing_rule_and_strict_rp_filter_are_named(applied: Host) -> None:
     [lines] = [b for t, b in blocks(done.stdout).items() if f"-> {HOST_ADDR['isp2']}:80 " in t]
     assert "rule    1000: from all fwmark 0x2000000/0xff000000 lookup 102 (MISSING)" in lines
     assert "reply   via 203.0.113.1 dev eth1, table main, source 192.0.2.31" in lines
-    assert "problem: policy rule 1000: fwmark 0x2000000/0xff000000 lookup 102 is not live" in lines
+    assert "problem: policy rule '1000: from all fwmark 0x2000000/0xff000000 lookup 102' is not live" in lines
     assert "problem: replies leave by eth1 (table main), not by eth2" in lines
     assert "problem: the peer's packets are dropped on arrival on eth2" in lines and "rp_filter 1" in lines
 
