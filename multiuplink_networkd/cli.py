@@ -7,9 +7,12 @@ writes and loads them, or compares them with the live state.
 Exit codes: 0 success; 1 the configuration has errors (nothing was written or
 changed); 2 wrong command line; 3 the host refused a change at run time (the
 previous configuration was kept or restored); 4 applied, but systemd-networkd
-is not running, so its rules and routes come when it starts; 6 the live state
-differs from the configuration (status, explain); 7 try was not confirmed, the
-previous configuration was restored. (5 is left to file-system refusals.)
+is not running, so its rules and routes come when it starts; 5 the file system
+refused (full, read-only, a symlink or a file in the way), said in one line
+with the path: the previous files stay complete (``apply`` also restored the
+previous configuration); 6 the live state differs from the configuration
+(status, explain); 7 try was not confirmed, the previous configuration was
+restored.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
     from .model import Settings
 
 EXIT_OK, EXIT_CONFIG, EXIT_USAGE, EXIT_RUNTIME, EXIT_NETWORKD_DOWN = 0, 1, 2, 3, 4
-EXIT_DRIFT, EXIT_ROLLED_BACK = 6, 7
+EXIT_FILESYSTEM, EXIT_DRIFT, EXIT_ROLLED_BACK = 5, 6, 7
 TRY_TIMEOUT = 120.0
 """Seconds ``try`` waits for a confirmation, as ``netplan try`` does."""
 
@@ -88,7 +91,7 @@ def report(errors: ConfigErrors) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .config import inputs, stanza
-    from .errors import ConfigErrors, HostError
+    from .errors import ConfigErrors, FilesystemError, HostError
 
     if args.command == "try" and args.confirm:
         return _confirm(args.root_dir)
@@ -112,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         return _generate(args.root_dir, settings)
     except HostError as error:
         print(f"multiuplink: {args.command} failed: {error}", file=sys.stderr)
-        return EXIT_RUNTIME
+        # apply's rollback keeps the cause: a file system's refusal has its own code there too
+        return EXIT_FILESYSTEM if isinstance(error, FilesystemError) or isinstance(
+            error.__cause__, FilesystemError) else EXIT_RUNTIME
 
 
 def _validate(settings: Settings | None) -> int:

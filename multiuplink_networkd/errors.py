@@ -4,6 +4,7 @@
 (``path:line:col: message``, source line, caret, hint); nothing is written.
 :class:`HostError`: the host refused something we asked (a loader, a file
 system, networkd); the caller keeps or restores the previous configuration.
+:class:`FilesystemError`, the file system's refusal, has an exit code of its own.
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ class ConfigErrors(Exception):
 
 class HostError(Exception):
     """The host refused an action: a command failed, a file could not be written, networkd did not follow."""
+
+
+class FilesystemError(HostError):
+    """The file system refused: full, read-only, a symlink or a file where we write; the message names the path."""
 
 
 if TYPE_CHECKING:

@@ -22,6 +22,8 @@ NFT_RULESET = STATE_DIR + "/ruleset.nft"
 IPTABLES_RULESET = STATE_DIR + "/ruleset.iptables"
 MANIFEST = STATE_DIR + "/manifest.json"
 LOCK_FILE = STATE_DIR + "/lock"
+JOURNAL = STATE_DIR + "/journal"
+"""While it exists, a switch of the output files is under way: the next run completes it (host/writer.py)."""
 
 OWNED_GLOBS = (
     NETWORKD_DIR + "/10-netplan-*.network.d/" + DROPIN_NAME,

@@ -193,7 +193,7 @@ def execute(steps: Sequence[Step]) -> contextlib.ExitStack:
     except HostError as error:
         outcome = f"restoring it failed too: {'; '.join(failures)}" if failures else \
             "the previous configuration was restored"
-        raise ApplyError(f"{error}; {outcome}") from None
+        raise ApplyError(f"{error}; {outcome}") from error  # the cause decides the exit code
 
 
 def _undo(step: Step, failures: list[str]) -> None:
