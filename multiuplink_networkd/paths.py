@@ -24,6 +24,8 @@ MANIFEST = STATE_DIR + "/manifest.json"
 LOCK_FILE = STATE_DIR + "/lock"
 JOURNAL = STATE_DIR + "/journal"
 """While it exists, a switch of the output files is under way: the next run completes it (host/writer.py)."""
+APPLYING = STATE_DIR + "/applying"
+"""While it exists, an apply is changing the host: if it stays, the kernel may match neither file set."""
 
 OWNED_GLOBS = (
     NETWORKD_DIR + "/10-netplan-*.network.d/" + DROPIN_NAME,

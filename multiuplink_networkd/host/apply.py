@@ -121,19 +121,28 @@ class FilesStep:
                           if not link.rewritten]
 
 
-def plan(root: str, before: dict[str, str], files: dict[str, str], boot: bool) -> list[Step]:
-    """The steps that take the host from ``before`` (the files of the last run) to ``files``; none if in sync."""
+def plan(root: str, before: dict[str, str], files: dict[str, str], boot: bool,
+         interrupted: str | None = None) -> list[Step]:
+    """The steps that take the host from ``before`` (the files of the last run) to ``files``; none if in sync.
+
+    ``interrupted``: the manifest an apply that was killed was moving to. The kernel and networkd may then
+    be anywhere between ``before`` and it, so every step is done, and its uplinks count as previous ones.
+    """
     steps: list[Step] = []
     old_ruleset = Ruleset(before.get(paths.NFT_RULESET), before.get(paths.IPTABLES_RULESET))
     new_ruleset = Ruleset(files.get(paths.NFT_RULESET), files.get(paths.IPTABLES_RULESET))
-    if new_ruleset != old_ruleset or not new_ruleset.live():
+    if interrupted is not None or new_ruleset != old_ruleset or not new_ruleset.live():
         steps.append(RulesetStep(old_ruleset, new_ruleset))
     old, new = manifest.parse(before.get(paths.MANIFEST)).uplinks, manifest.parse(files.get(paths.MANIFEST)).uplinks
+    if interrupted is not None:
+        old += tuple(u for u in manifest.parse(interrupted).uplinks if u.dropin not in {o.dropin for o in old})
     rp_filter = _rp_filter_changes(old, new)
     if rp_filter:
         steps.append(RpFilterStep(rp_filter))
     tell_networkd = not boot or networkd.running()  # at boot networkd starts after us and reads the files itself
     changed = {path for path in set(files) | set(before) if files.get(path) != before.get(path)}
+    if interrupted is not None:
+        changed |= {uplink.dropin for uplink in old + new}
     live = (networkd.live_rules(), networkd.live_routes()) if tell_networkd and new else (set(), set())
     forward, backward = _links(old, new, changed, *live)
     if changed or (tell_networkd and forward):
@@ -224,7 +233,12 @@ def apply(root: str, files: dict[str, str], boot: bool = False, validated_inputs
         if validated_inputs is not None:
             writer.remember(root, paths.GENERATOR_CACHE, validated_inputs)
         before = writer.read_owned(root)
-        steps = plan(root, before, files, boot)
+        interrupted = writer.read_state(root, paths.APPLYING)
+        steps = plan(root, before, files, boot, interrupted)
+        if steps:  # stays if this run is killed or fails: the next one then redoes every step
+            writer.write_state(root, paths.APPLYING, files.get(paths.MANIFEST, ""))
         execute(steps)
+        if steps:
+            writer.write_state(root, paths.APPLYING, None)
         down = next((s.networkd_down for s in steps if isinstance(s, FilesStep) and s.networkd_down), None)
         return Applied([item for step in steps for item in step.describe()], down)

@@ -34,7 +34,7 @@ FILE_MODE = 0o644
 LOCK_MODE = 0o600
 """Only root may open the lock: anyone who can open a file can hold its flock, and stall every run."""
 _TEMPORARY = ".{name}.*.tmp"
-_STATE_FILES = (*paths.OWNED_GLOBS, paths.JOURNAL, paths.GENERATOR_CACHE)
+_STATE_FILES = (*paths.OWNED_GLOBS, paths.JOURNAL, paths.APPLYING, paths.GENERATOR_CACHE)
 """Every name a temporary file of ours can stand beside."""
 _DROPIN_DIR = os.path.dirname(paths.networkd_dropin("*"))
 
@@ -146,12 +146,26 @@ def write_tree(root: str, files: dict[str, str]) -> Changes:
     return changes
 
 
+def read_state(root: str, relative: str) -> str | None:
+    """One of our own state files (not through a symlink); None if it is absent."""
+    with RootDir(root) as tree:
+        return tree.read(relative)
+
+
+def write_state(root: str, relative: str, text: str | None) -> None:
+    """Replace one of our own state files atomically, or remove it (``None``)."""
+    with RootDir(root) as tree:
+        if text is None:
+            tree.remove(relative)
+            tree.sync(os.path.dirname(relative))
+        elif tree.read(relative) != text:
+            _replace(tree, relative, text)
+
+
 def remember(root: str, relative: str, text: str) -> None:
     """A cache write that may fail (read-only /var): losing it costs only speed."""
     try:
-        with RootDir(root) as tree:
-            if tree.read(relative) != text:
-                _replace(tree, relative, text)
+        write_state(root, relative, text)
     except FilesystemError:
         pass
 

@@ -1,0 +1,155 @@
+"""``apply --boot`` killed with SIGKILL, in a namespace with real nft, iptables and rp_filter.
+
+Killed before each of its calls once it holds the lock, and at random
+moments: then the next run's recovery leaves the complete old or the complete
+new file set, and applying the old configuration again brings the kernel back
+to exactly it. That last part is the hard case: a run killed after loading
+the new ruleset but before switching the files leaves files that say "old"
+over a kernel that is "new". The kernel is compared with the real loaders'
+result for the same files in a namespace of its own.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import json
+import os
+import re
+import shutil
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from multiuplink_networkd import paths
+from multiuplink_networkd.host import writer
+from tests import killing
+from tests.outputs import footprint, make_root, rendered, set_stanza
+
+from . import netns
+
+LINKS = ("eth1", "eth2", "eth3")
+TRANSITIONS = [("none", "two"), ("two", "moved"), ("moved", "iptables")]
+RANDOM_KILLS = 15
+CLONE_NEWNET = 0x40000000
+NO_NETWORKD = "#!/bin/sh\n# test stub: no systemd-networkd runs in this namespace\nexit 3\n"
+STATE = ("nft list table inet multiuplink 2>/dev/null; echo ---; iptables-save -t mangle; echo ---; "
+         + "; ".join(f"cat /proc/sys/net/ipv4/conf/{link}/rp_filter" for link in LINKS))
+
+
+def kernel(namespace: str) -> tuple[str, list[str], list[str]]:
+    """Our nft table, our iptables lines, rp_filter of each link; counters left out."""
+    nft, iptables, rp_filter = netns.run(namespace, "sh", "-c", STATE).stdout.split("---\n")
+    ours = [re.sub(r"\[\d+:\d+\]", "", line) for line in iptables.splitlines() if "MULTIUPLINK" in line]
+    return re.sub(r"counter packets \d+ bytes \d+", "counter", nft), ours, rp_filter.split()
+
+
+def add_links(namespace: str) -> None:
+    """The uplinks' links, with strict rp_filter as their default: a reset shows."""
+    netns.sysctl(namespace, {"net.ipv4.conf.default.rp_filter": 1})
+    for link in LINKS:
+        netns.ip(namespace, "link", "add", link, "type", "veth", "peer", "name", f"peer-{link}")
+        netns.ip(namespace, "link", "set", link, "up")
+
+
+@pytest.fixture
+def links(namespace: str) -> str:
+    add_links(namespace)
+    return namespace
+
+
+@pytest.fixture
+def loaded(need_netns: None) -> Iterator[Callable[[dict[str, str]], tuple[str, list[str], list[str]]]]:
+    """What the real loaders make of a file set in a clean namespace: the kernel state it must give."""
+    name = netns.unique_prefix()
+    netns.add(name)
+    add_links(name)
+
+    def load(files: dict[str, str]) -> tuple[str, list[str], list[str]]:
+        netns.run(name, "nft", "flush", "ruleset")
+        netns.run(name, "iptables-restore", input="*mangle\nCOMMIT\n")
+        if paths.NFT_RULESET in files:
+            netns.run(name, "nft", "-f", "-", input=files[paths.NFT_RULESET])
+        if paths.IPTABLES_RULESET in files:
+            jumps = "-I PREROUTING 1 -j MULTIUPLINK_PREROUTING\n-I OUTPUT 1 -j MULTIUPLINK_OUTPUT\nCOMMIT\n"
+            netns.run(name, "iptables-restore", "--noflush",
+                      input=files[paths.IPTABLES_RULESET].replace("COMMIT\n", jumps))
+        uplinks = {u["interface"]: str(u["rp_filter"])
+                   for u in json.loads(files.get(paths.MANIFEST, '{"uplinks": []}'))["uplinks"]}
+        nft, iptables, _ = kernel(name)
+        return nft, iptables, [uplinks.get(link, "1") for link in LINKS]
+
+    yield load
+    netns.delete(name)
+
+
+def entering(namespace: str, bin_dir: Path) -> Callable[[], None]:
+    """For the forked child: join ``namespace`` (as ``ip netns exec`` would, but keeping the parent's imports)."""
+    def enter() -> None:
+        fd = os.open(f"/run/netns/{namespace}", os.O_RDONLY | os.O_CLOEXEC)
+        if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns failed")
+        os.close(fd)
+        os.environ["PATH"] = f"{bin_dir}:{os.environ['PATH']}"
+    return enter
+
+
+def run_files(root: Path) -> dict[str, str]:
+    """The file set under run/ (the cache in var/lib follows the stanza's mtime), without apply's marker."""
+    return {k: v for k, v in footprint(root).items() if k.startswith("run/") and k != paths.APPLYING}
+
+
+@pytest.mark.parametrize("old,new", TRANSITIONS, ids=[f"{old}-to-{new}" for old, new in TRANSITIONS])
+def test_a_killed_apply_leaves_old_or_new_and_the_old_config_restores_the_kernel(
+        old: str, new: str, links: str, loaded: Callable[[dict[str, str]], tuple[str, list[str], list[str]]],
+        tmp_path: Path) -> None:
+    namespace = links
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin/systemctl").write_text(NO_NETWORKD)
+    (tmp_path / "bin/systemctl").chmod(0o755)
+    enter = entering(namespace, tmp_path / "bin")
+    argv = ["apply", "--boot", "--root-dir"]
+    template = make_root(tmp_path / "template", old)
+    assert killing.run([*argv, str(template)], setup=enter) == (killing.FINISHED, 0)
+    old_files, old_kernel = run_files(template), loaded(rendered(template))
+    assert kernel(namespace) == old_kernel
+    set_stanza(template, new)
+    new_files, new_kernel = {**rendered(template), paths.LOCK_FILE: ""}, loaded(rendered(template))
+    seen: Counter[str] = Counter()
+
+    def kill_and_recover(kill_at: int | None = None, after: float | None = None) -> str:
+        """Kill an apply old -> new; check the recovered files and that applying ``old`` restores the kernel."""
+        root = tmp_path / "root"
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.copytree(template, root)
+        outcome, code = killing.run([*argv, str(root)], kill_at, after, setup=enter, start="fcntl.flock")
+        kill = f"killed at call {kill_at}" if after is None else f"killed after {after:.4f} s"
+        if outcome == killing.FINISHED:
+            assert code == 0 and run_files(root) == new_files and kernel(namespace) == new_kernel
+        with writer.locked(str(root)):
+            pass
+        files = run_files(root)
+        assert files in (old_files, new_files), f"{kill}: {sorted(files)}"
+        seen[f"{outcome} {'old' if files == old_files else 'new'}"] += 1
+        if files == old_files and paths.APPLYING not in footprint(root):
+            assert kernel(namespace) == old_kernel, f"{kill}: the host changed before apply said it would"
+            return outcome
+        set_stanza(root, old)
+        assert killing.run([*argv, str(root)], setup=enter) == (killing.FINISHED, 0)
+        assert run_files(root) == old_files and paths.APPLYING not in footprint(root)
+        assert kernel(namespace) == old_kernel, f"after {kill}, applying {old} again"
+        return outcome
+
+    for kill_at in itertools.count(1):
+        if kill_and_recover(kill_at=kill_at) == killing.FINISHED:
+            break
+    shutil.copytree(template, tmp_path / "timed")
+    longest = killing.duration([*argv, str(tmp_path / "timed")], setup=enter)
+    set_stanza(tmp_path / "timed", old)
+    assert killing.run([*argv, str(tmp_path / "timed")], setup=enter) == (killing.FINISHED, 0)
+    for delay in killing.delays(old + new, RANDOM_KILLS, longest):
+        kill_and_recover(after=delay)
+    print(f"\n{old} -> {new}: {kill_at} runs killed in order, then {RANDOM_KILLS} at random: {dict(seen)} "
+          f"(runs take {longest * 1000:.0f} ms)")
