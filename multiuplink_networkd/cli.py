@@ -133,11 +133,10 @@ def _validate(settings: Settings | None) -> int:
 
 
 def _generate(root: str, settings: Settings | None) -> int:
-    from .host import writer
+    from .host.apply import generate
     from .render import render
 
-    with writer.locked(root):
-        changes = writer.write_tree(root, render(settings) if settings else {})
+    changes = generate(root, render(settings) if settings else {})
     for path in changes.written:
         print(f"wrote {path}")
     for path in changes.removed:

@@ -25,7 +25,9 @@ LOCK_FILE = STATE_DIR + "/lock"
 JOURNAL = STATE_DIR + "/journal"
 """While it exists, a switch of the output files is under way: the next run completes it (host/writer.py)."""
 APPLYING = STATE_DIR + "/applying"
-"""While it exists, an apply is changing the host: if it stays, the kernel may match neither file set."""
+"""While it exists the host may not follow the files (an apply is under way or was killed, or a generate
+wrote files nobody applied): it holds the other manifest the host may be at, and the next apply redoes
+every step."""
 
 OWNED_GLOBS = (
     NETWORKD_DIR + "/10-netplan-*.network.d/" + DROPIN_NAME,

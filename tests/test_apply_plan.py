@@ -5,6 +5,7 @@ The real steps are proven against a real networkd and real loaders in e2e/test_a
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -75,9 +76,14 @@ def test_an_interruption_unwinds_too() -> None:
     assert log == ["apply a", "apply b", "undo b", "undo a"]
 
 
+UPLINK = {"name": "isp1", "dropin": "x", "rp_filter": 2, "rules": [], "table": 101, "fwmark": 1, "routes": []}
+
+
 @pytest.mark.parametrize("text", [None, "", "not json", "[]", '{"format": 99, "uplinks": []}',
                                   '{"format": 2, "mark_mask": 1, "uplinks": [{"name": "x"}]}', '{"format": 2}',
-                                  '{"format": 1, "uplinks": []}'])
+                                  '{"format": 1, "uplinks": []}', "[" * 100000] + [
+    json.dumps({"format": 2, "mark_mask": 1, "uplinks": [{**UPLINK, "interface": name}]})
+    for name in ("../conf/all", "..", "", "eth 1", "eth1\n", "a" * 16, "eth1:0")])
 def test_a_missing_damaged_or_older_manifest_reads_as_no_uplinks(text: str | None) -> None:
     assert manifest.parse(text) == manifest.EMPTY
 

@@ -278,7 +278,8 @@ def test_modes_do_not_follow_the_umask(umask: int, tmp_path: Path, capsys: pytes
         **{directory: 0o755 for directory in ("run", "run/multiuplink", "run/sysctl.d", "run/systemd",
                                               "run/systemd/network", DROPIN_DIR, DROPIN_DIR.replace("2", "1"),
                                               "var", "var/lib", "var/lib/multiuplink")},
-        **{file: 0o644 for file in rendered(root)}, paths.GENERATOR_CACHE: 0o644, paths.LOCK_FILE: 0o600}
+        **{file: 0o644 for file in rendered(root)}, paths.GENERATOR_CACHE: 0o644, paths.APPLYING: 0o644,
+        paths.LOCK_FILE: 0o600}
 
 
 def test_a_lock_others_could_open_is_made_private(tmp_path: Path) -> None:

@@ -125,8 +125,9 @@ def plan(root: str, before: dict[str, str], files: dict[str, str], boot: bool,
          interrupted: str | None = None) -> list[Step]:
     """The steps that take the host from ``before`` (the files of the last run) to ``files``; none if in sync.
 
-    ``interrupted``: the manifest an apply that was killed was moving to. The kernel and networkd may then
-    be anywhere between ``before`` and it, so every step is done, and its uplinks count as previous ones.
+    ``interrupted``: the manifest of :data:`~..paths.APPLYING`, when the host may not follow ``before``
+    (an apply was killed on its way there, or a generate wrote files nobody applied). Every step is then
+    done, and its uplinks count as previous ones too.
     """
     steps: list[Step] = []
     old_ruleset = Ruleset(before.get(paths.NFT_RULESET), before.get(paths.IPTABLES_RULESET))
@@ -221,6 +222,14 @@ class Applied:
     def __init__(self, changed: list[str], networkd_down: networkd.NetworkdDown | None) -> None:
         self.changed = changed
         self.networkd_down = networkd_down
+
+
+def generate(root: str, files: dict[str, str]) -> writer.Changes:
+    """Write ``files`` without applying them: the host is then behind its files, which the next apply must know."""
+    with writer.locked(root):
+        if writer.read_state(root, paths.APPLYING) is None and writer.read_owned(root) != files:
+            writer.write_state(root, paths.APPLYING, writer.read_state(root, paths.MANIFEST) or "")
+        return writer.write_tree(root, files)
 
 
 def apply(root: str, files: dict[str, str], boot: bool = False, validated_inputs: str | None = None) -> Applied:

@@ -63,16 +63,24 @@ def parse(text: str | None) -> Manifest:
         if data.get("format") != FORMAT:
             return EMPTY
         return Manifest(int(data["mark_mask"]), tuple(
-            AppliedUplink(name=str(u["name"]), interface=str(u["interface"]), dropin=str(u["dropin"]),
+            AppliedUplink(name=str(u["name"]), interface=_interface(u["interface"]), dropin=str(u["dropin"]),
                           rp_filter=int(u["rp_filter"]), rules=tuple(_rule(r) for r in u["rules"]),
                           table=int(u["table"]), fwmark=int(u["fwmark"]),
                           routes=tuple(TableRoute(int(r["table"]), str(r["destination"]),
                                                   None if r["gateway"] is None else str(r["gateway"]))
                                        for r in u["routes"]))
             for u in data["uplinks"]))
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return EMPTY
 
 
 def _rule(fields: dict[str, int | None]) -> PolicyRule:
     return PolicyRule(**{key: None if value is None else int(value) for key, value in fields.items()})
+
+
+def _interface(value: object) -> str:
+    """A name the kernel accepts (dev_valid_name): one from a damaged manifest must not become a /proc path."""
+    name = str(value)
+    if not 0 < len(name.encode()) < 16 or name in (".", "..") or any(c in "/:" or c.isspace() for c in name):
+        raise ValueError(f"not an interface name: {name!r}")
+    return name
