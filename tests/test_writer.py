@@ -16,7 +16,8 @@ import pytest
 
 from multiuplink_networkd import cli, paths
 from multiuplink_networkd.host import writer
-from tests.outputs import expected_footprint, footprint, make_root, rendered, set_stanza
+from tests import killing
+from tests.outputs import TRANSITIONS, expected_footprint, footprint, make_root, rendered, set_stanza
 
 REPO = Path(__file__).resolve().parents[1]
 DROPIN_DIR = "run/systemd/network/10-netplan-eth2.network.d"
@@ -100,7 +101,7 @@ def test_a_symlink_on_a_temporary_name_is_never_written_through(tmp_path: Path, 
         (root / paths.STATE_DIR / f".manifest.json.{guess}.tmp").symlink_to(outside / paths.DROPIN_NAME)
     code, err = generate(capsys, root)
     assert code == cli.EXIT_FILESYSTEM
-    assert f"cannot create {root / paths.STATE_DIR}/.manifest.json.000000000000.tmp: File exists" in one_line(err)
+    assert f"cannot write {root / paths.MANIFEST}: File exists" in one_line(err)
     assert untouched(outside)
 
 
@@ -259,6 +260,33 @@ def test_owned_names_match_component_by_component(tmp_path: Path) -> None:
     assert not writer.is_owned("/" + paths.NFT_RULESET)
     with pytest.raises(ValueError, match="not a file this package owns"):
         writer.write_tree(str(tmp_path), {"etc/passwd": ""})
+
+
+def someone_else_removes_first() -> None:
+    """In a forked child: before each removal of ours, the file is already gone (an admin's rm, a purge)."""
+    busy = [False]
+
+    def hook(event: str, args: tuple[object, ...]) -> None:
+        if event == "os.remove" and not busy[0]:
+            busy[0] = True
+            try:
+                name, dir_fd = args
+                os.unlink(name, dir_fd=None if dir_fd == -1 else dir_fd)  # type: ignore[arg-type]
+            except OSError:
+                pass
+            finally:
+                busy[0] = False
+    sys.addaudithook(hook)
+
+
+@pytest.mark.parametrize("old,new", TRANSITIONS, ids=[f"{old}-to-{new}" for old, new in TRANSITIONS])
+def test_files_that_vanish_under_the_writer(old: str, new: str, tmp_path: Path) -> None:
+    root = make_root(tmp_path / "root", old)
+    assert killing.run(["generate", "--root-dir", str(root)]) == (killing.FINISHED, cli.EXIT_OK)
+    set_stanza(root, new)
+    assert killing.run(["generate", "--root-dir", str(root)], setup=someone_else_removes_first) == (
+        killing.FINISHED, cli.EXIT_OK)
+    assert footprint(root) == expected_footprint(rendered(root))
 
 
 # --- modes ----------------------------------------------------------------------------------------------

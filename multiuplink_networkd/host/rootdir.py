@@ -124,15 +124,16 @@ class RootDir:
             os.close(fd)
         return b"".join(chunks).decode(**ENCODING)
 
-    def create(self, directory: str, name: str, data: bytes, mode: int) -> None:
-        """A new file (``O_EXCL``: never an existing file or symlink), written and on disk before it returns."""
+    def create(self, beside: str, name: str, data: bytes, mode: int) -> None:
+        """A new file ``name`` in the directory of ``beside`` (``O_EXCL``: never an existing file or symlink),
+        on disk before it returns; a refusal names ``beside``, the file it is made for."""
+        directory = os.path.dirname(beside)
         parent = self.directory(directory, create=True)
         assert parent is not None
-        relative = f"{directory}/{name}"
         try:
             fd = os.open(name, _CREATE_FLAGS, mode, dir_fd=parent)
         except OSError as error:
-            raise self.refused("create", relative, error) from None
+            raise self.refused("write", beside, error) from None
         try:
             view = memoryview(data)
             while view:
@@ -140,8 +141,8 @@ class RootDir:
             os.fchmod(fd, mode)  # the umask applies to open's mode too
             os.fsync(fd)
         except OSError as error:
-            self.remove(relative)
-            raise self.refused("write", relative, error) from None
+            self.remove(f"{directory}/{name}")
+            raise self.refused("write", beside, error) from None
         finally:
             os.close(fd)
 

@@ -176,7 +176,7 @@ def _stage(tree: RootDir, relative: str, text: str) -> tuple[str, str, str]:
     if tree.kind(relative) == stat.S_IFDIR:  # the rename would fail after the commit: refuse now
         raise FilesystemError(f"cannot write {tree.shown(relative)}: it is a directory")
     temporary = _TEMPORARY.format(name=name).replace("*", os.urandom(6).hex())
-    tree.create(directory, temporary, text.encode(**ENCODING), FILE_MODE)
+    tree.create(relative, temporary, text.encode(**ENCODING), FILE_MODE)
     return directory, temporary, name
 
 

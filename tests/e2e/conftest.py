@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from . import netns
+from . import bare_host, netns
 from .product import Host, require_networkd
 
 
@@ -53,3 +53,20 @@ def applied(host: Host) -> Host:
     host.wait_uplinks("isp1", "isp2")
     assert host.reachable() == {"isp1": True, "isp2": True}
     return host
+
+
+@pytest.fixture
+def links(namespace: str) -> str:
+    """``namespace`` with the three uplink links of bare_host.py."""
+    bare_host.add_links(namespace)
+    return namespace
+
+
+@pytest.fixture
+def loaded(need_netns: None) -> Iterator[Callable[[dict[str, str]], bare_host.Kernel]]:
+    """What the real loaders make of a file set in a clean namespace: the kernel state an apply must leave."""
+    name = netns.unique_prefix()
+    netns.add(name)
+    bare_host.add_links(name)
+    yield lambda files: bare_host.load(name, files)
+    netns.delete(name)

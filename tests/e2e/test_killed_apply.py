@@ -11,14 +11,10 @@ result for the same files in a namespace of its own.
 
 from __future__ import annotations
 
-import ctypes
 import itertools
-import json
-import os
-import re
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,72 +24,10 @@ from multiuplink_networkd.host import writer
 from tests import killing
 from tests.outputs import footprint, make_root, rendered, set_stanza
 
-from . import netns
+from .bare_host import Kernel, entering, kernel, stub_bin
 
-LINKS = ("eth1", "eth2", "eth3")
 TRANSITIONS = [("none", "two"), ("two", "moved"), ("moved", "iptables")]
 RANDOM_KILLS = 15
-CLONE_NEWNET = 0x40000000
-NO_NETWORKD = "#!/bin/sh\n# test stub: no systemd-networkd runs in this namespace\nexit 3\n"
-STATE = ("nft list table inet multiuplink 2>/dev/null; echo ---; iptables-save -t mangle; echo ---; "
-         + "; ".join(f"cat /proc/sys/net/ipv4/conf/{link}/rp_filter" for link in LINKS))
-
-
-def kernel(namespace: str) -> tuple[str, list[str], list[str]]:
-    """Our nft table, our iptables lines, rp_filter of each link; counters left out."""
-    nft, iptables, rp_filter = netns.run(namespace, "sh", "-c", STATE).stdout.split("---\n")
-    ours = [re.sub(r"\[\d+:\d+\]", "", line) for line in iptables.splitlines() if "MULTIUPLINK" in line]
-    return re.sub(r"counter packets \d+ bytes \d+", "counter", nft), ours, rp_filter.split()
-
-
-def add_links(namespace: str) -> None:
-    """The uplinks' links, with strict rp_filter as their default: a reset shows."""
-    netns.sysctl(namespace, {"net.ipv4.conf.default.rp_filter": 1})
-    for link in LINKS:
-        netns.ip(namespace, "link", "add", link, "type", "veth", "peer", "name", f"peer-{link}")
-        netns.ip(namespace, "link", "set", link, "up")
-
-
-@pytest.fixture
-def links(namespace: str) -> str:
-    add_links(namespace)
-    return namespace
-
-
-@pytest.fixture
-def loaded(need_netns: None) -> Iterator[Callable[[dict[str, str]], tuple[str, list[str], list[str]]]]:
-    """What the real loaders make of a file set in a clean namespace: the kernel state it must give."""
-    name = netns.unique_prefix()
-    netns.add(name)
-    add_links(name)
-
-    def load(files: dict[str, str]) -> tuple[str, list[str], list[str]]:
-        netns.run(name, "nft", "flush", "ruleset")
-        netns.run(name, "iptables-restore", input="*mangle\nCOMMIT\n")
-        if paths.NFT_RULESET in files:
-            netns.run(name, "nft", "-f", "-", input=files[paths.NFT_RULESET])
-        if paths.IPTABLES_RULESET in files:
-            jumps = "-I PREROUTING 1 -j MULTIUPLINK_PREROUTING\n-I OUTPUT 1 -j MULTIUPLINK_OUTPUT\nCOMMIT\n"
-            netns.run(name, "iptables-restore", "--noflush",
-                      input=files[paths.IPTABLES_RULESET].replace("COMMIT\n", jumps))
-        uplinks = {u["interface"]: str(u["rp_filter"])
-                   for u in json.loads(files.get(paths.MANIFEST, '{"uplinks": []}'))["uplinks"]}
-        nft, iptables, _ = kernel(name)
-        return nft, iptables, [uplinks.get(link, "1") for link in LINKS]
-
-    yield load
-    netns.delete(name)
-
-
-def entering(namespace: str, bin_dir: Path) -> Callable[[], None]:
-    """For the forked child: join ``namespace`` (as ``ip netns exec`` would, but keeping the parent's imports)."""
-    def enter() -> None:
-        fd = os.open(f"/run/netns/{namespace}", os.O_RDONLY | os.O_CLOEXEC)
-        if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns failed")
-        os.close(fd)
-        os.environ["PATH"] = f"{bin_dir}:{os.environ['PATH']}"
-    return enter
 
 
 def run_files(root: Path) -> dict[str, str]:
@@ -103,13 +37,9 @@ def run_files(root: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("old,new", TRANSITIONS, ids=[f"{old}-to-{new}" for old, new in TRANSITIONS])
 def test_a_killed_apply_leaves_old_or_new_and_the_old_config_restores_the_kernel(
-        old: str, new: str, links: str, loaded: Callable[[dict[str, str]], tuple[str, list[str], list[str]]],
-        tmp_path: Path) -> None:
+        old: str, new: str, links: str, loaded: Callable[[dict[str, str]], Kernel], tmp_path: Path) -> None:
     namespace = links
-    (tmp_path / "bin").mkdir()
-    (tmp_path / "bin/systemctl").write_text(NO_NETWORKD)
-    (tmp_path / "bin/systemctl").chmod(0o755)
-    enter = entering(namespace, tmp_path / "bin")
+    enter = entering(namespace, stub_bin(tmp_path / "bin"))
     argv = ["apply", "--boot", "--root-dir"]
     template = make_root(tmp_path / "template", old)
     assert killing.run([*argv, str(template)], setup=enter) == (killing.FINISHED, 0)
