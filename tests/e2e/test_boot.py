@@ -34,6 +34,7 @@ import pytest
 
 from .boot import BOOT_REQUIREMENTS, Booted, Guest
 from .guest_product import (
+    BOTH,
     CACHE,
     NETPLAN_FILE,
     NETPLAN_YAML,
@@ -47,6 +48,7 @@ from .guest_product import (
     guest_fingerprint,
     http_get,
     power_on,
+    reachable,
     wait_configured,
     wait_isp1_only,
 )
@@ -66,6 +68,28 @@ BROKEN = {
                        f"/{STANZA}:7:37: mark 1 of uplink 'isp2' is already used by uplink 'isp1'"),
 }
 ISP1_ONLY_PROBE = 3.0  # seconds each of wait_isp1_only's last probes may take here (a silent isp2 takes all)
+REPORT_UNIT = "multiuplink-report.service"
+# What `systemd-analyze security` may still find open in each unit's sandbox, and why; everything else it
+# checks must be closed. Exposure levels: systemd's scale, 0 (safe) to 10 (exposed).
+SANDBOX_NEEDS = {
+    UNIT: ({
+        "User=/DynamicUser=": "root: networkd's Reload over D-Bus; the files belong to root",
+        "RestrictAddressFamilies=~AF_NETLINK": "nft, iptables-nft and ip speak netlink",
+        "RestrictAddressFamilies=~AF_UNIX": "D-Bus and systemctl",
+        "RestrictAddressFamilies=~AF_(INET|INET6)": "a legacy iptables needs an AF_INET socket (no AF_INET6)",
+        "CapabilityBoundingSet=~CAP_NET_ADMIN": "loading netfilter rules",
+        "CapabilityBoundingSet=~CAP_NET_(BIND_SERVICE|BROADCAST|RAW)": "CAP_NET_RAW, for a legacy iptables",
+        "ProcSubset=": "rp_filter is in /proc/sys",
+        "PrivateNetwork=": "it configures the host's network",
+        "PrivateUsers=": "its capabilities must act in the host's user namespace",
+        "DeviceAllow=": "ProtectClock= itself allows reading the RTC",
+    }, 1.8),
+    REPORT_UNIT: ({
+        "User=/DynamicUser=": "the stanza and netplan's files are root's, mode 0600",
+        "RestrictAddressFamilies=~AF_UNIX": "the journal",
+        "DeviceAllow=": "ProtectClock= itself allows reading the RTC",
+    }, 0.5),
+}
 
 
 # --- setting up ---------------------------------------------------------------
@@ -145,7 +169,42 @@ def test_boot_with_stanza_answers_via_both_isps() -> None:
         assert booted.run("readlink", WANTS_LINK).stdout.strip() == f"/usr/lib/systemd/system/{UNIT}"
         assert booted.run("cat", CACHE).stdout == guest_fingerprint(booted), "cache must hold this boot's inputs"
         assert "multiuplink-generator" not in journal
-    print(f"\nboot {booted.boot_seconds:.2f} s, halt {booted.halt_seconds:.2f} s")
+        exposures = {unit: sandbox(booted, unit) for unit in SANDBOX_NEEDS}
+    print(f"\nboot {booted.boot_seconds:.2f} s, halt {booted.halt_seconds:.2f} s, exposure {exposures}")
+
+
+def sandbox(booted: Booted, unit: str) -> float:
+    """Check ``unit``'s sandbox with ``systemd-analyze security``: open only where needed; its exposure level."""
+    out = booted.run("systemd-analyze", "security", "--no-pager", unit).stdout
+    found = re.search(rf"Overall exposure level for {re.escape(unit)}: (\d+\.\d)", out)
+    assert found, out
+    needs, most = SANDBOX_NEEDS[unit]
+    assert {line.split()[1] for line in out.splitlines() if line.startswith("\u2717")} == set(needs), out
+    assert float(found.group(1)) <= most, out
+    return float(found.group(1))
+
+
+@pytest.mark.parametrize("iptables", ["nft", "legacy"])
+def test_boot_with_the_iptables_backend_in_the_sandbox(iptables: str) -> None:
+    """``backend: iptables`` through the unit's sandbox; a legacy iptables needs a raw AF_INET socket besides."""
+    stanza = STANZA_YAML.replace("  multiuplink:\n", "  multiuplink:\n    backend: iptables\n")
+    assert stanza != STANZA_YAML
+    with product_guest(stanza) as guest:
+        for name in ("iptables", "iptables-restore", "iptables-save"):
+            link = guest.root / "etc/alternatives" / name
+            link.unlink()
+            link.symlink_to(f"/usr/sbin/{name.replace('iptables', f'iptables-{iptables}')}")
+        with power_on(guest) as (topo, booted):
+            def configured() -> bool:
+                rules = booted.run("ip", "rule").stdout
+                return all(f"{rule} proto static" in rules for rule in RULE.values()) and all(
+                    route in booted.run("ip", "route", "show", "table", number).stdout
+                    for number, route in TABLE_ROUTE.items()) and reachable(topo) == BOTH
+            booted.wait_for(configured, SETTLE, f"both ISPs answer with {iptables} iptables")
+            assert booted.run("readlink", "-f", "/usr/sbin/iptables-restore").stdout.strip() == (
+                f"/usr/sbin/xtables-{iptables}-multi")
+            assert "-A PREROUTING -j MULTIUPLINK_PREROUTING" in booted.run("iptables-save", "-t", "mangle").stdout
+            assert booted.run("nft", "list", "table", "inet", "multiuplink", check=False).returncode != 0
 
 
 # --- 2. removing the stanza ---------------------------------------------------
