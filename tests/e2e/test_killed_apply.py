@@ -81,5 +81,5 @@ def test_a_killed_apply_leaves_old_or_new_and_the_old_config_restores_the_kernel
     assert killing.run([*argv, str(tmp_path / "timed")], setup=enter) == (killing.FINISHED, 0)
     for delay in killing.delays(old + new, RANDOM_KILLS, longest):
         kill_and_recover(after=delay)
-    print(f"\n{old} -> {new}: {kill_at} runs killed in order, then {RANDOM_KILLS} at random: {dict(seen)} "
+    print(f"\n{old} -> {new}: {kill_at - 1} kills in order, then {RANDOM_KILLS} at random: {dict(seen)} "
           f"(runs take {longest * 1000:.0f} ms)")
