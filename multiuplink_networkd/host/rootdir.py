@@ -95,6 +95,11 @@ class RootDir:
             raise self.refused("create directory", relative, error) from None
         return fd
 
+    def _locate(self, relative: str) -> tuple[int | None, str]:
+        """The descriptor of ``relative``'s directory (None if it is absent) and its last component."""
+        parent_path, _, name = relative.rpartition("/")
+        return self.directory(parent_path), name
+
     @staticmethod
     def _what(parent: int, name: str) -> str:
         mode = os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode
@@ -102,8 +107,7 @@ class RootDir:
 
     def read(self, relative: str) -> str | None:
         """The text of a regular file; None if there is none (absent, a symlink, a FIFO, a directory)."""
-        parent_path, _, name = relative.rpartition("/")
-        parent = self.directory(parent_path)
+        parent, name = self._locate(relative)
         if parent is None:
             return None
         try:
@@ -148,8 +152,7 @@ class RootDir:
 
     def kind(self, relative: str) -> int | None:
         """``stat.S_IFMT`` of what is at ``relative`` (a symlink is itself); None if nothing."""
-        parent_path, _, name = relative.rpartition("/")
-        parent = self.directory(parent_path)
+        parent, name = self._locate(relative)
         if parent is None:
             return None
         try:
@@ -170,8 +173,7 @@ class RootDir:
 
     def remove(self, relative: str) -> bool:
         """Unlink a file (a symlink itself, never its target); False if it was gone already."""
-        parent_path, _, name = relative.rpartition("/")
-        parent = self.directory(parent_path)
+        parent, name = self._locate(relative)
         try:
             if parent is None:
                 return False
@@ -184,8 +186,7 @@ class RootDir:
 
     def remove_if_empty(self, relative: str) -> None:
         """Remove a directory this run may have emptied; one that still holds anything stays."""
-        parent_path, _, name = relative.rpartition("/")
-        parent = self.directory(parent_path)
+        parent, name = self._locate(relative)
         if parent is None:
             return
         fd = self._fds.pop(relative, None)

@@ -44,11 +44,15 @@ def mount(tmp_path: Path) -> Iterator[Callable[[Path, str], None]]:
         subprocess.run(["umount", str(path)], check=True)
 
 
-def fill(root: Path, leave: int, unit: str) -> None:
-    """Use up the tmpfs under ``root/run`` but ``leave`` free pages (``unit="pages"``) or inodes."""
+def unfill(root: Path) -> None:
+    (root / FILLER).mkdir(exist_ok=True)
     for filler in (root / FILLER).glob("*"):
         filler.unlink()
-    (root / FILLER).mkdir(exist_ok=True)
+
+
+def fill(root: Path, leave: int, unit: str) -> None:
+    """Use up the tmpfs under ``root/run`` but ``leave`` free pages (``unit="pages"``) or inodes."""
+    unfill(root)
     status = os.statvfs(root / "run")
     if unit == "pages":
         (root / FILLER / "pages").write_bytes(bytes((status.f_bavail - leave) * status.f_frsize))
@@ -71,9 +75,7 @@ def test_generate_on_a_full_file_system(unit: str, mount: Callable[[Path, str], 
     outcomes: Counter[str] = Counter()
     for leave in range(12):
         set_stanza(root, "two")
-        (root / FILLER).mkdir(exist_ok=True)
-        for filler in (root / FILLER).glob("*"):
-            filler.unlink()
+        unfill(root)
         assert cli.main(["generate", "--root-dir", str(root)]) == cli.EXIT_OK
         old = ours(root)
         fill(root, leave, unit)
@@ -130,9 +132,7 @@ def test_apply_on_a_full_file_system_puts_the_kernel_back(mount: Callable[[Path,
     outcomes: Counter[str] = Counter()
     for leave in range(10):
         set_stanza(root, "two")
-        (root / FILLER).mkdir(exist_ok=True)
-        for filler in (root / FILLER).glob("*"):
-            filler.unlink()
+        unfill(root)
         assert apply(links, bin_dir, root) == (cli.EXIT_OK, "")
         old = ours(root)
         assert kernel(links) == old_kernel
