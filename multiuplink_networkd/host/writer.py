@@ -51,9 +51,6 @@ class Changes:
     def __bool__(self) -> bool:
         return bool(self.written or self.removed)
 
-    def touched(self) -> list[str]:
-        return sorted(self.written + self.removed)
-
 
 def is_owned(relative: str, globs: Iterable[str] = paths.OWNED_GLOBS) -> bool:
     """Whether ``relative`` is one of our names, matched component by component (``*`` never spans a ``/``)."""
