@@ -197,7 +197,8 @@ def test_boot_with_the_iptables_backend_in_the_sandbox(iptables: str) -> None:
         with power_on(guest) as (topo, booted):
             def configured() -> bool:
                 rules = booted.run("ip", "rule").stdout
-                return all(f"{rule} proto static" in rules for rule in RULE.values()) and all(
+                return all(f"{rule} proto static" in rules
+                           for rule in (*RULE.values(), *MAIN_FIRST_RULE.values())) and all(
                     route in booted.run("ip", "route", "show", "table", number).stdout
                     for number, route in TABLE_ROUTE.items()) and reachable(topo) == BOTH
             booted.wait_for(configured, SETTLE, f"both ISPs answer with {iptables} iptables")
