@@ -133,10 +133,10 @@ def _validate(settings: Settings | None) -> int:
 
 
 def _generate(root: str, settings: Settings | None) -> int:
-    from .host.apply import generate
+    from .host import writer
     from .render import render
 
-    changes = generate(root, render(settings) if settings else {})
+    changes = writer.write_unapplied(root, render(settings) if settings else {})
     for path in changes.written:
         print(f"wrote {path}")
     for path in changes.removed:

@@ -224,14 +224,6 @@ class Applied:
         self.networkd_down = networkd_down
 
 
-def generate(root: str, files: dict[str, str]) -> writer.Changes:
-    """Write ``files`` without applying them: the host is then behind its files, which the next apply must know."""
-    with writer.locked(root):
-        if writer.read_state(root, paths.APPLYING) is None and writer.read_owned(root) != files:
-            writer.write_state(root, paths.APPLYING, writer.read_state(root, paths.MANIFEST) or "")
-        return writer.write_tree(root, files)
-
-
 def apply(root: str, files: dict[str, str], boot: bool = False, validated_inputs: str | None = None) -> Applied:
     """Make the host match ``files`` (rendered for ``root``); raises :class:`ApplyError` after rolling back.
 

@@ -143,6 +143,15 @@ def write_tree(root: str, files: dict[str, str]) -> Changes:
     return changes
 
 
+def write_unapplied(root: str, files: dict[str, str]) -> Changes:
+    """``generate``: write ``files`` without applying them. The host is then behind its files, so this leaves
+    apply's marker (:data:`~..paths.APPLYING`, with the manifest the host may still follow) for the next apply."""
+    with locked(root):
+        if read_state(root, paths.APPLYING) is None and read_owned(root) != files:
+            write_state(root, paths.APPLYING, read_state(root, paths.MANIFEST) or "")
+        return write_tree(root, files)
+
+
 def read_state(root: str, relative: str) -> str | None:
     """One of our own state files (not through a symlink); None if it is absent."""
     with RootDir(root) as tree:
