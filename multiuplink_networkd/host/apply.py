@@ -1,12 +1,14 @@
 """``multiuplink apply``: make the running host match the rendered files, or leave it as it was.
 
-The work is a plan of typed steps: the ruleset (one atomic transaction),
-rp_filter of existing links, then the files together with networkd picking up
-the changed drop-ins. A step's undo goes on an undo stack once the step is
+The work is a plan of typed steps: a mark that the host is changing (so a
+killed run is redone in full by the next), the ruleset (one atomic
+transaction), rp_filter of existing links, then the files together with
+networkd picking up the changed drop-ins. A step's undo goes on an undo stack once the step is
 done, so a failure anywhere unwinds the steps before it in reverse order; a
 step that is not atomic and fails half-way is undone at once. ``try`` is the
-same plan with the stack kept open until the change is confirmed. Runs are serialised by the writer's lock; a run that
-finds nothing to change touches nothing.
+same plan with the stack kept open until the change is confirmed. Runs are
+serialised by the writer's lock; a run that finds nothing to change touches
+nothing.
 
 Everything comes from the rendered files: what the previous run asked of the
 host is in its manifest, so the user's configuration is never read here.
@@ -121,14 +123,42 @@ class FilesStep:
                           if not link.rewritten]
 
 
-def plan(root: str, before: dict[str, str], files: dict[str, str], boot: bool,
-         interrupted: str | None = None) -> list[Step]:
+class MarkStep:
+    """Mark the host as changing (:data:`~..paths.APPLYING`) before the first step; undone, the old mark is back.
+
+    Done, the mark stays until :func:`settle`: if the run is killed, the next one finds it.
+    """
+
+    atomic = True
+
+    def __init__(self, root: str, previous: str | None, target: str) -> None:
+        self.root = root
+        self.previous = previous
+        self.target = target
+
+    def apply(self) -> None:
+        writer.write_state(self.root, paths.APPLYING, self.target)
+
+    def undo(self) -> None:
+        writer.write_state(self.root, paths.APPLYING, self.previous)
+
+    def describe(self) -> list[str]:
+        return []
+
+
+def settle(root: str) -> None:
+    """The host follows its files now: the next run may trust them again."""
+    writer.write_state(root, paths.APPLYING, None)
+
+
+def plan(root: str, before: dict[str, str], files: dict[str, str], boot: bool) -> list[Step]:
     """The steps that take the host from ``before`` (the files of the last run) to ``files``; none if in sync.
 
-    ``interrupted``: the manifest of :data:`~..paths.APPLYING`, when the host may not follow ``before``
-    (an apply was killed on its way there, or a generate wrote files nobody applied). Every step is then
-    done, and its uplinks count as previous ones too.
+    When the mark of :class:`MarkStep` is there, the host may not follow ``before`` (a run was killed on its
+    way to the manifest the mark holds, or a generate wrote files nobody applied): every step is then done,
+    and the mark's uplinks count as previous ones too.
     """
+    interrupted = writer.read_state(root, paths.APPLYING)
     steps: list[Step] = []
     old_ruleset = Ruleset(before.get(paths.NFT_RULESET), before.get(paths.IPTABLES_RULESET))
     new_ruleset = Ruleset(files.get(paths.NFT_RULESET), files.get(paths.IPTABLES_RULESET))
@@ -148,7 +178,7 @@ def plan(root: str, before: dict[str, str], files: dict[str, str], boot: bool,
     forward, backward = _links(old, new, changed, *live)
     if changed or (tell_networkd and forward):
         steps.append(FilesStep(root, before, files, forward, backward, tell_networkd))
-    return steps
+    return [MarkStep(root, interrupted, files.get(paths.MANIFEST, "")), *steps] if steps else []
 
 
 def _rp_filter_changes(old: Iterable[AppliedUplink], new: Iterable[AppliedUplink]) -> dict[str, tuple[int | None, int]]:
@@ -234,12 +264,9 @@ def apply(root: str, files: dict[str, str], boot: bool = False, validated_inputs
         if validated_inputs is not None:
             writer.remember(root, paths.GENERATOR_CACHE, validated_inputs)
         before = writer.read_owned(root)
-        interrupted = writer.read_state(root, paths.APPLYING)
-        steps = plan(root, before, files, boot, interrupted)
-        if steps:  # stays if this run is killed or fails: the next one then redoes every step
-            writer.write_state(root, paths.APPLYING, files.get(paths.MANIFEST, ""))
+        steps = plan(root, before, files, boot)
         execute(steps)
         if steps:
-            writer.write_state(root, paths.APPLYING, None)
+            settle(root)
         down = next((s.networkd_down for s in steps if isinstance(s, FilesStep) and s.networkd_down), None)
         return Applied([item for step in steps for item in step.describe()], down)

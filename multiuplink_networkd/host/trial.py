@@ -185,6 +185,7 @@ def _attempt(root: str, files: dict[str, str], seconds: float, terminal: int | N
                 listener.close()  # a late --confirm now hears that nobody waits, not "confirmed"
                 if confirmed is not False:
                     undo.pop_all()
+                    apply.settle(root)
                     _ignore_signals()  # kept: a signal now must not report a rollback that did not happen
                     if validated_inputs is not None:
                         writer.remember(root, paths.GENERATOR_CACHE, validated_inputs)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from multiuplink_networkd import cli
+from multiuplink_networkd import cli, paths
 from tests.outputs import expected_footprint, footprint, make_root, rendered, set_stanza
 
 from .bare_host import Kernel, kernel, multiuplink, stub_bin
@@ -145,10 +145,10 @@ def test_apply_on_a_full_file_system_puts_the_kernel_back(mount: Callable[[Path,
             continue
         assert code == cli.EXIT_FILESYSTEM and err.count("\n") == 1 and "Traceback" not in err, err
         assert re.fullmatch(rf"multiuplink: apply failed: cannot (write|create directory) {root}/run/[^ ]+: No space "
-                            r"left on device(; the previous files are in place; the previous configuration was "
-                            r"restored)?\n", err), err
+                            r"left on device(; the previous files are in place)?; the previous configuration was "
+                            r"restored\n", err), err
         assert (ours(root), kernel(links)) == (old, old_kernel), f"{leave} pages free: {err}"
-        outcomes["restored" if "restored" in err else "refused before changing anything"] += 1
+        outcomes["refused before changing anything" if "/applying:" in err else "restored"] += 1
     assert outcomes["applied"] and outcomes["restored"], outcomes
     print(f"\napply: {dict(outcomes)}")
 
@@ -162,5 +162,19 @@ def test_apply_on_a_read_only_file_system(mount: Callable[[Path, str], None], li
     subprocess.run(["mount", "-o", "remount,ro", str(root / "run")], check=True)
     set_stanza(root, "moved")
     assert apply(links, bin_dir, root) == (cli.EXIT_FILESYSTEM, f"multiuplink: apply failed: cannot write "
-                                           f"{root}/run/multiuplink/applying: Read-only file system\n")
+                                           f"{root}/run/multiuplink/applying: Read-only file system; the previous "
+                                           "configuration was restored\n")
     assert (ours(root), kernel(links)) == (old, old_kernel)
+
+
+def test_apply_refuses_a_symlinked_state_directory_before_touching_the_kernel(links: str, tmp_path: Path) -> None:
+    bin_dir = stub_bin(tmp_path / "bin")
+    root = make_root(tmp_path / "root", "two")
+    (tmp_path / "outside").mkdir()
+    (root / "run").mkdir()
+    (root / paths.STATE_DIR).symlink_to(tmp_path / "outside")
+    before = kernel(links)
+    code, err = apply(links, bin_dir, root)
+    assert (code, err) == (cli.EXIT_FILESYSTEM, f"multiuplink: apply failed: cannot write into {root}/run/multiuplink: "
+                                                "a symbolic link (never followed), not a directory\n")
+    assert kernel(links) == before and list((tmp_path / "outside").iterdir()) == []
