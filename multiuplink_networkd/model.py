@@ -66,8 +66,11 @@ class TableRoute(namedtuple("TableRoute", "table destination gateway")):
     gateway: str | None
 
 
-class Settings(namedtuple("Settings", "uplinks mark_mask priority rp_filter backend")):
-    """Everything the renderers need: uplinks sorted by name, plus the global settings."""
+class Settings(namedtuple("Settings", "uplinks mark_mask priority rp_filter backend router_mode")):
+    """Everything the renderers need: uplinks sorted by name, plus the global settings.
+
+    ``router_mode``: forwarded connections (port forwards, containers, VMs) are answered out of their uplink too.
+    """
 
     __slots__ = ()
     uplinks: tuple[Uplink, ...]
@@ -75,6 +78,7 @@ class Settings(namedtuple("Settings", "uplinks mark_mask priority rp_filter back
     priority: int
     rp_filter: str
     backend: str
+    router_mode: bool
 
     def policy_rules(self, uplink: Uplink) -> tuple[PolicyRule, ...]:
         """The rules that send an uplink's marked replies to its table.

@@ -23,7 +23,7 @@ AWKWARD = [None, True, False, 0, -1, 1, 2, 2.0, 2.5, 15, 255, 256, 4294967295, 4
            "eth1\n[Network]", "../x", "0x10", [], ["203.0.113.8/24"], ["bad"], ["203.0.113.8/24"] * 65, {},
            {"interface": "eth1"}, {"k": 1}]
 VALID = {"network": {"version": 2, "multiuplink": {"mark-mask": 255, "priority": 1000, "rp-filter": "loose",
-                                                    "backend": "nft", "uplinks": {"isp1": {
+                                                    "backend": "nft", "router-mode": True, "uplinks": {"isp1": {
                                                         "interface": "eth1", "mark": 1, "table": 101,
                                                         "gateway": "203.0.113.1",
                                                         "addresses": ["203.0.113.8/24"]}}}}}
@@ -33,6 +33,7 @@ PLACES = {
     "priority": ("network", "multiuplink", "priority"),
     "rp-filter": ("network", "multiuplink", "rp-filter"),
     "backend": ("network", "multiuplink", "backend"),
+    "router-mode": ("network", "multiuplink", "router-mode"),
     "uplinks": ("network", "multiuplink", "uplinks"),
     "uplink": ("network", "multiuplink", "uplinks", "isp1"),
     "interface": ("network", "multiuplink", "uplinks", "isp1", "interface"),

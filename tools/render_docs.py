@@ -117,6 +117,8 @@ def _summary(schema: dict[str, Any], node: dict[str, Any], required: bool) -> st
     parts = [_kind(schema, node)]
     if "default" in node:
         default = node["default"]
+        if isinstance(default, bool):
+            default = json.dumps(default)  # as YAML writes it: true, false
         parts.append(f"default {_number(default) if isinstance(default, int) else default}")
     if required:
         parts.append("required")

@@ -99,7 +99,8 @@ def load(root: str, reference: bool = False) -> Settings | None:
     if builder.errors:
         raise ConfigErrors(builder.errors)
     return Settings(uplinks=uplinks, mark_mask=builder.mask, priority=int(setting("priority")),
-                    rp_filter=setting("rp-filter"), backend=setting("backend"))
+                    rp_filter=setting("rp-filter"), backend=setting("backend"),
+                    router_mode=setting("router-mode"))
 
 
 def _lowest_bit(mask: int) -> int:

@@ -4,9 +4,10 @@ nft keeps them as named counter objects (``counter in_isp1 {}``), iptables as
 the comment of the rule that counts; either way ``status`` finds them without
 knowing the chain layout, which may change for speed.
 
-* ``connections``: connections that took the uplink's mark (arrived on it);
+* ``connections``: connections that took the uplink's mark (opened from it);
 * ``in``: packets received on the uplink;
-* ``out``: packets the host sent by the uplink's mark (the replies it routes).
+* ``out``: packets given the uplink's mark to leave by it: the host's replies and, in router mode, the
+  forwarded replies of LAN servers and containers.
 """
 
 from __future__ import annotations

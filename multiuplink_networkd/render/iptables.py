@@ -21,19 +21,22 @@ TABLE = "mangle"
 
 
 def render(settings: Settings) -> str:
+    """The nft ruleset's marking rule for rule. iptables has no verdict maps: a packet walks two rules per uplink
+    in PREROUTING and one per uplink where the mark is restored (the nft backend stays O(1) in uplinks)."""
     mask = f"{settings.mark_mask:#x}"
     lines = [f"*{TABLE}"] + [f":{chain} - [0:0]" for _, chain in HOOKS]
     for u in settings.uplinks:
         mark = f"{u.fwmark:#x}/{mask}"
+        arrived = f"-A MULTIUPLINK_PREROUTING -i {u.interface} -m comment --comment {counters.name('in', u.name)}"
         lines += [
-            f"-A MULTIUPLINK_PREROUTING -i {u.interface} -m connmark ! --mark {mark} "
-            f"-m comment --comment {counters.name('connections', u.name)}",
-            f"-A MULTIUPLINK_PREROUTING -i {u.interface} -m comment --comment {counters.name('in', u.name)} "
-            f"-j CONNMARK --set-mark {mark}",
+            f"-A MULTIUPLINK_PREROUTING -i {u.interface} -m conntrack --ctdir ORIGINAL -m connmark ! --mark {mark} "
+            f"-m comment --comment {counters.name('connections', u.name)} -j CONNMARK --set-mark {mark}",
+            arrived + (" -j RETURN" if settings.router_mode else ""),  # what arrives on an uplink is never restored
         ]
-    lines += [f"-A MULTIUPLINK_OUTPUT -m connmark --mark {u.fwmark:#x}/{mask} "
-              f"-m comment --comment {counters.name('out', u.name)} "
-              f"-j CONNMARK --restore-mark --nfmask {mask} --ctmask {mask}" for u in settings.uplinks]
+    restoring = [chain for builtin, chain in HOOKS if settings.router_mode or builtin == "OUTPUT"]
+    lines += [f"-A {chain} -m connmark --mark {u.fwmark:#x}/{mask} -m comment --comment "
+              f"{counters.name('out', u.name)} -j CONNMARK --restore-mark --nfmask {mask} --ctmask {mask}"
+              for chain in restoring for u in settings.uplinks]
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
 
@@ -42,12 +45,14 @@ _COUNTED = re.compile(r"^\[(\d+):(\d+)\] -A MULTIUPLINK_\w+ .*-m comment --comme
 
 
 def read_counters(saved: str) -> dict[str, tuple[int, int]]:
-    """``{name: (packets, bytes)}`` from ``iptables-save -c -t mangle``."""
-    found = {}
+    """``{name: (packets, bytes)}`` from ``iptables-save -c -t mangle``, summed over the rules that share a name
+    (``out_*`` counts in PREROUTING and OUTPUT)."""
+    found: dict[str, tuple[int, int]] = {}
     for line in saved.splitlines():
         counted = _COUNTED.match(line)
         if counted:
-            found[counted.group(3)] = (int(counted.group(1)), int(counted.group(2)))
+            packets, octets = found.get(counted.group(3), (0, 0))
+            found[counted.group(3)] = (packets + int(counted.group(1)), octets + int(counted.group(2)))
     return found
 
 

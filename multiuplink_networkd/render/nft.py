@@ -1,17 +1,23 @@
 """The nftables ruleset: one ``inet multiuplink`` table, replaced atomically by ``nft -f``.
 
-Marks are copied with masks so other software's mark bits survive. nft
-cannot OR a non-constant value into a mark, so each uplink gets two tiny
-chains with constant statements, reached through verdict maps: one lookup
-per packet whatever the number of uplinks.
+A connection opened from an uplink (its original direction arrives there)
+carries that uplink's mark as connection mark. The packets that must be
+routed by it get it as packet mark: the host's own replies (output hook)
+and, in router mode, every packet arriving on an interface that is not an
+uplink (a LAN, a bridge), which is how forwarded replies come in. Marks are
+copied with masks so other software's mark bits survive. nft cannot OR a
+non-constant value into a mark, so each uplink gets two tiny chains with
+constant statements, reached through verdict maps: one lookup per packet
+and hook whatever the number of uplinks.
 
 Each uplink's counters are named objects (:mod:`.counters`), so ``status``
 reads them without depending on the chains. What they cost: ``in`` and
 ``out`` take the place of the anonymous counters these chains always had
-(per-CPU, no lock); ``connections`` adds one rule to the chain every packet
-arriving on the uplink passes: a compare of the connection's mark, which
-counts each connection once when it takes the uplink's mark (a repeated SYN
-does not count twice, as it would with ``ct state new``).
+(per-CPU, no lock). ``connections`` sits behind the compare that also
+decides whether the mark is set, so it counts each connection once when it
+takes the uplink's mark (a repeated SYN does not count twice, as it would
+with ``ct state new``); the kernel would skip writing an unchanged mark
+anyway, so the compare costs what the set would have.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ _FULL = 0xFFFFFFFF
 
 
 def render(settings: Settings) -> str:
+    mask = f"{settings.mark_mask:#x}"
     keep = _FULL & ~settings.mark_mask
     lines = [
         "# 'nft -f' runs this file as one transaction: create-then-delete makes reloading idempotent.",
@@ -39,26 +46,36 @@ def render(settings: Settings) -> str:
         set_mark = f"and {keep:#x} or {uplink.fwmark:#x}"
         lines += [
             f"\tchain mark_{uplink.name} {{",
-            f"\t\tct mark and {settings.mark_mask:#x} != {uplink.fwmark:#x} "
-            f'counter name "{counters.name("connections", uplink.name)}"',
-            f'\t\tcounter name "{counters.name("in", uplink.name)}" ct mark set ct mark {set_mark}',
+            f"\t\tct direction original ct mark and {mask} != {uplink.fwmark:#x} "
+            f'counter name "{counters.name("connections", uplink.name)}" ct mark set ct mark {set_mark}',
+            f'\t\tcounter name "{counters.name("in", uplink.name)}"',
             "\t}",
             f"\tchain restore_{uplink.name} {{",
             f'\t\tcounter name "{counters.name("out", uplink.name)}" meta mark set meta mark {set_mark}',
             "\t}",
         ]
-    by_interface = ", ".join(f'"{u.interface}" : jump mark_{u.name}' for u in settings.uplinks)
-    by_mark = ", ".join(f"{u.fwmark:#x} : jump restore_{u.name}" for u in settings.uplinks)
+    by_interface = ", ".join(f'"{u.interface}" : goto mark_{u.name}' for u in settings.uplinks)
+    by_mark = ", ".join(f"{u.fwmark:#x} : goto restore_{u.name}" for u in settings.uplinks)
+    restore = f"ct mark and {mask} vmap {{ {by_mark} }}"
     lines += [
-        "\t# Step 1: remember on the connection which uplink it arrived on.",
+        "\t# Step 1: a connection opened from an uplink remembers which one. Replies never mark it, so",
+        "\t# connections the host or a LAN opens follow the main table.",
         "\tchain prerouting {",
         "\t\ttype filter hook prerouting priority mangle; policy accept;",
         f"\t\tiifname vmap {{ {by_interface} }}",
+    ]
+    if settings.router_mode:
+        lines += [
+            "\t\t# Step 2 for forwarded connections: what arrives elsewhere (a LAN server's or a container's",
+            "\t\t# replies) gets its connection's mark before the routing decision.",
+            f"\t\t{restore}",
+        ]
+    lines += [
         "\t}",
-        "\t# Step 2: give the replies that mark; a route chain re-routes them by it.",
+        "\t# Step 2: the host's own replies get the mark; a route chain re-routes them by it.",
         "\tchain output {",
         "\t\ttype route hook output priority mangle; policy accept;",
-        f"\t\tct mark and {settings.mark_mask:#x} vmap {{ {by_mark} }}",
+        f"\t\t{restore}",
         "\t}",
         "}",
     ]
