@@ -9,10 +9,9 @@ and what a client and the guest's kernel show of our configuration.
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Iterable, Iterator
 
-from . import netns
+from . import topology
 from .boot import Booted, Guest
 from .product import MAIN_FIRST_RULE, REPO, RULE, TABLE_ROUTE as _TABLE_ROUTE_BY_ISP
 from .topology import HOST_ADDR, Topology
@@ -55,20 +54,10 @@ def reachable(topo: Topology, timeout: float = PROBE_TIMEOUT) -> dict[str, bool]
     return {isp: topo.tcp_reachable(isp, timeout=timeout) for isp in ("isp1", "isp2")}
 
 
-_HTTP_GET = """\
-import sys, urllib.request
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy from the environment
-with opener.open(f"http://{sys.argv[1]}/", timeout=float(sys.argv[2])) as reply:
-    print(reply.status, len(reply.read()))
-"""
-
-
 def http_get(topo: Topology, isp: str, timeout: float = 3.0) -> str:
-    """The client's GET / of the guest's HTTP service via ``isp``: status and body length, or the error."""
-    done = netns.run(topo.client_ns, sys.executable, "-c", _HTTP_GET, HOST_ADDR[isp], str(timeout),
-                     check=False, timeout=timeout + 10)
-    out: str = done.stdout.strip() if done.returncode == 0 else (done.stderr.strip().splitlines() or ["?"])[-1]
-    return out
+    """The client's GET / of the guest's HTTP service via ``isp``: "200 <body length>", or "no answer"."""
+    body = topology.http_get(topo.client_ns, HOST_ADDR[isp], timeout)
+    return "no answer" if body is None else f"200 {len(body)}"
 
 
 def exists(booted: Booted, path: str) -> bool:

@@ -52,8 +52,9 @@ from .guest_product import (
     wait_configured,
     wait_isp1_only,
 )
+from .lan import HOST_LAN_ADDR, SERVER_ADDR, Lan, admin_tables
 from .product import MAIN_FIRST_RULE, REPO, RULE, STANZA
-from .topology import Topology
+from .topology import CLIENT_ADDR, Topology
 
 pytestmark = BOOT_REQUIREMENTS
 
@@ -366,6 +367,37 @@ def test_fault_reload_nftables_reloads_our_table() -> None:
     with configured_host(nftables_service=True) as (topo, booted):
         booted.run("systemctl", "reload", "nftables.service")
         wait_configured(booted, topo, "after reloading nftables (its 'flush ruleset' deletes our table)")
+
+
+# A router: netplan's LAN interface, IP forwarding, and the admin's /etc/nftables.conf with port forwards.
+ROUTER_FILES = {
+    "etc/netplan/60-lan.yaml": f"network:\n  version: 2\n  renderer: networkd\n  ethernets:\n"
+                               f"    lan0:\n      addresses: [{HOST_LAN_ADDR}/24]\n",
+    "etc/sysctl.d/60-router.conf": "net.ipv4.ip_forward = 1\n",
+    "etc/nftables.conf": "#!/usr/sbin/nft -f\n\nflush ruleset\n\n" + admin_tables("lan0"),
+}
+
+
+def test_fault_restart_nftables_keeps_port_forwards() -> None:
+    """A router forwards port 8080 of both uplinks to a LAN server. ``systemctl restart nftables`` flushes the
+    ruleset and loads the admin's tables again: both forwards answer again, and a connection forwarded via isp2
+    before the restart goes on (conntrack keeps its mark through 'flush ruleset')."""
+    with product_guest() as guest:
+        for path, text in ROUTER_FILES.items():
+            guest.write(path, text, mode=0o600)
+        guest.enable_unit("nftables.service", "sysinit.target")
+        # The LAN's link appears after boot, as a USB NIC's or a container's would; networkd configures it.
+        with power_on(guest) as (topo, booted), Lan(topo, "veth", configure_host=False) as lan:
+            wait_configured(booted, topo, "after boot")
+            booted.wait_for(lambda: lan.forwards(timeout=1) == BOTH, SETTLE, "both ISPs' forwards answer after boot")
+            with lan.keep_connection("isp2") as kept:
+                answered = f"{SERVER_ADDR} {CLIENT_ADDR}"
+                assert kept.get() == answered
+                booted.run("systemctl", "restart", "nftables.service")
+                wait_configured(booted, topo, "after restarting nftables (its 'flush ruleset' deletes our table)")
+                assert "table ip nat" in booted.run("nft", "list", "tables").stdout, "the admin's NAT table is back"
+                assert lan.forwards() == BOTH
+                assert kept.get() == answered, "the connection forwarded before the restart"
 
 
 # (f) our own ExecReload=, the documented way to apply an edited stanza through systemd.

@@ -16,7 +16,7 @@ import pytest
 
 from . import netns
 from .networkd import Networkd
-from .topology import HOST_ADDR, Topology
+from .topology import CLIENT_ADDR, HOST_ADDR, Topology
 
 NETPLAN_GENERATE = "/lib/netplan/generate"
 
@@ -117,10 +117,10 @@ def test_topology_reproduces_problem_and_seed_fixes_it(need_netns: None) -> None
         drops = topo.bcp38_drops("isp1")
         assert topo.tcp_reachable("isp1")
         assert topo.tcp_reachable("isp2")
-        # A full HTTP exchange, not just the handshake, answered from eth2's address.
+        # A full HTTP exchange, not just the handshake, answered from eth2's address to the client's.
         body = netns.run(topo.client_ns, "curl", "-sS", "--max-time", "3",
                          f"http://{HOST_ADDR['isp2']}/").stdout
-        assert body == HOST_ADDR["isp2"]
+        assert body == f"{HOST_ADDR['isp2']} {CLIENT_ADDR}"
         assert topo.bcp38_drops("isp1") == drops
 
         topo.run_host("sysctl", "-q", "-w", "net.ipv4.conf.eth2.rp_filter=1")

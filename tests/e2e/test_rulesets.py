@@ -14,6 +14,7 @@ from .product import REPO, Host
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 NFT_CASES = sorted(p.parents[3].name for p in CASES.glob("*/expected/run/multiuplink/ruleset.nft"))
+IPTABLES_CASES = sorted(p.parents[3].name for p in CASES.glob("*/expected/run/multiuplink/ruleset.iptables"))
 
 
 @pytest.mark.parametrize("case", NFT_CASES)
@@ -27,9 +28,10 @@ def test_nft_ruleset_loads_twice(case: str, namespace: str) -> None:
     assert netns.run(namespace, "nft", "list", "tables").stdout.count("multiuplink") == 1
 
 
-def test_iptables_ruleset_loads_twice_beside_foreign_rules(namespace: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("case", IPTABLES_CASES)
+def test_iptables_ruleset_loads_twice_beside_foreign_rules(case: str, namespace: str, tmp_path: Path) -> None:
     root = tmp_path / "root"
-    shutil.copytree(CASES / "iptables-backend" / "input", root)
+    shutil.copytree(CASES / case / "input", root)
     foreign = "-A PREROUTING -i eth9 -j MARK --set-xmark 0x4000/0x4000"
     netns.run(namespace, "iptables-restore", "--noflush", input=f"*mangle\n{foreign}\nCOMMIT\n")
     for _ in range(2):
@@ -39,8 +41,9 @@ def test_iptables_ruleset_loads_twice_beside_foreign_rules(namespace: str, tmp_p
     saved = netns.run(namespace, "iptables-save", "-t", "mangle").stdout
     assert saved.count("-A PREROUTING -j MULTIUPLINK_PREROUTING") == 1
     assert saved.count("-A OUTPUT -j MULTIUPLINK_OUTPUT") == 1
-    assert ("-A MULTIUPLINK_PREROUTING -i eth2 -m comment --comment in_isp2 "
-            "-j CONNMARK --set-xmark 0x2000000/0xff000000") in saved
+    assert ("-A MULTIUPLINK_PREROUTING -i eth2 -m conntrack --ctdir ORIGINAL -m connmark ! --mark "
+            "0x2000000/0xff000000 -m comment --comment connections_isp2 -j CONNMARK --set-xmark 0x2000000/0xff000000"
+            ) in saved
     assert foreign in saved, "other rules stay"
 
 
@@ -68,5 +71,5 @@ def test_128_uplinks_render_and_load(namespace: str, tmp_path: Path) -> None:
     for _ in range(2):
         netns.run(namespace, "nft", "-f", "-", input=ruleset)
     listed = netns.run(namespace, "nft", "list", "chain", "inet", "multiuplink", "output").stdout
-    assert listed.count("jump restore_isp") == 128 and listed.count("vmap") == 1
+    assert listed.count("goto restore_isp") == 128 and listed.count("vmap") == 1
     assert len(list((root / "run/systemd/network").glob("*.network.d/50-multiuplink.conf"))) == 128

@@ -65,9 +65,11 @@ class Server(http.server.ThreadingHTTPServer):
         self.server_name, self.server_port = "host", self.server_address[1]
 
 class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: a test can hold one connection open across an event
+
     def do_GET(self):
-        # Answer with the local address the request came in on.
-        body = self.connection.getsockname()[0].encode()
+        # Answer with the local address the request came in on and the address it came from.
+        body = f"{self.connection.getsockname()[0]} {self.client_address[0]}".encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -231,20 +233,41 @@ table inet bcp38 {{
         raise AssertionError(f"no counter in nft output: {out}")
 
     @contextlib.contextmanager
-    def serve_http(self, port: int = 80) -> Iterator[subprocess.Popen[str]]:
-        """Run a tiny HTTP server on 0.0.0.0:port in the host's namespace.
+    def serve_http(self, port: int = 80, ns: str | None = None) -> Iterator[subprocess.Popen[str]]:
+        """Run a tiny HTTP server on 0.0.0.0:port in namespace ``ns`` (default: the host's).
 
-        Yields once it listens; it answers GET with the local address the
-        request arrived on. Stopped by PID on exit.
+        Yields once it listens; it answers GET with "LOCAL PEER": the local
+        address the request arrived on and the address it came from. Stopped
+        by PID on exit.
         """
+        ns = ns or self.host_ns
         proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.host_ns, sys.executable, "-c", _HTTP_SERVER,
-             str(port)],
+            ["ip", "netns", "exec", ns, sys.executable, "-c", _HTTP_SERVER, str(port)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True,
         )
         try:
-            netns.read_line(proc, 10, f"http server on port {port} in {self.host_ns}")
+            netns.read_line(proc, 10, f"http server on port {port} in {ns}")
             yield proc
         finally:
             netns.stop(proc)
+
+
+_HTTP_GET = """\
+import sys, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy from the environment
+try:
+    with opener.open(f"http://{sys.argv[1]}/", timeout=float(sys.argv[2])) as reply:
+        print(reply.read().decode())
+except OSError:
+    sys.exit(1)
+"""
+
+
+def http_get(ns: str, address: str, timeout: float = 3.0) -> str | None:
+    """GET http://ADDRESS/ (``host:port``) from namespace ``ns``: the body of the answer, or None if none came."""
+    done = netns.run(ns, sys.executable, "-c", _HTTP_GET, address, str(timeout), check=False,
+                     timeout=timeout + 10)
+    if done.returncode not in (0, 1):  # the probe itself broke
+        raise netns.CommandError(done.returncode, done.args, done.stdout, done.stderr)
+    return done.stdout.strip() if done.returncode == 0 else None
