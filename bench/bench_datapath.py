@@ -4,12 +4,17 @@
 A client namespace (which also plays the ISP router of the measured uplink)
 connects to the host's address on its LAST uplink, so every reply depends on
 the mark: the host's main default route leads out of uplink 1 into a namespace
-with no routes, where a misrouted reply is lost. Each configuration gets its own
-pair of namespaces, built once, so rounds can interleave configurations
-within seconds (machine noise then hits all of them alike); the order is
-reversed every other round to cancel drift. Reported: the median over rounds
-of each round's ratio to (a), the spread of those ratios, and how many rounds
-a 2% difference needs. Never bare times or rates.
+with no routes, where a misrouted reply is lost. Each configuration gets its
+own namespaces, built once. Every load (iperf3, wrk against nginx, sockperf)
+runs for all configurations at once but only one is ever resumed (SIGSTOP /
+SIGCONT), for one short sample read from the host's own counters; a round
+samples every configuration, in alternating order, so paired samples lie
+within a second or two of each other and machine noise hits them alike.
+Servers and clients share one CPU at nice -20: the rate is then the inverse
+of the whole per-byte (per-connection, per-request) CPU cost, ruleset
+included, rather than of cross-CPU wake-up latency. Reported: the median of
+the per-round ratios to (a), a confidence interval, the spread, and how many
+rounds a 2% difference needs. Never bare times or rates.
 
     /usr/bin/python3 bench/bench_datapath.py [--rounds N] [--quick] [--variant NAME@UPLINKS|FILE.nft@UPLINKS]
 
@@ -36,6 +41,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -221,8 +227,8 @@ def render_shape(ups: list[Uplink], shape: Shape) -> str:
     return "\n".join(out) + "\n"
 
 
-ACCEPT_SYSCTLS = (("net.ipv4.tcp_fwmark_accept", "1"), ("net.ipv4.fwmark_reflect", "1"),
-                  ("net.ipv6.fwmark_reflect", "1"))
+ACCEPT_SYSCTLS = (("net.ipv4.tcp_fwmark_accept", "1"),)
+REFLECT_SYSCTLS = (("net.ipv4.fwmark_reflect", "1"), ("net.ipv6.fwmark_reflect", "1"))
 SHAPES = {
     "shape-product": Shape(),
     "nocounter": Shape(counters=False),
@@ -232,6 +238,8 @@ SHAPES = {
     "fwmark-accept": Shape(mark_when="unmarked", restore_when_unmarked=True, mark_syn=True, sysctls=ACCEPT_SYSCTLS),
     "fwmark-accept-nocounter": Shape(counters=False, mark_when="unmarked", restore_when_unmarked=True, mark_syn=True,
                                      sysctls=ACCEPT_SYSCTLS),
+    "fwmark-accept-reflect": Shape(mark_when="unmarked", restore_when_unmarked=True, mark_syn=True,
+                                   sysctls=ACCEPT_SYSCTLS + REFLECT_SYSCTLS),
 }
 
 
@@ -537,12 +545,37 @@ def signal_all(processes: list[Process], signum: int) -> None:
         process.send_signal(signum)
 
 
-def measure(lab: Lab, beds: list[Testbed], workload: Workload, timing: Timing) -> dict[str, list[float]]:
+def cpu_time(pids: list[int]) -> int:
+    """Nanoseconds these processes (all threads) ran. Without IRQ time accounting (Debian's kernels) this includes
+    the softirq work done in their context, i.e. the veth hop and the peer's receive path."""
+    total = 0
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[0])
+    return total
+
+
+def ksoftirqd(cpu: int) -> int:
+    """Softirq work beyond its budget moves to this thread; it is part of the cost too."""
+    return next(int(p.name) for p in Path("/proc").iterdir()
+                if p.name.isdigit() and (p / "comm").read_text().strip() == f"ksoftirqd/{cpu}")
+
+
+@dataclass
+class Samples:
+    """Per configuration: work per wall-clock second, and work per CPU-second of its own processes."""
+
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+
+def measure(lab: Lab, beds: list[Testbed], workload: Workload, timing: Timing) -> dict[str, Samples]:
     """One sample of each configuration per round, only one running at a time, in alternating order, so a pair
     of samples shares the machine's state. Every block of rounds gets fresh processes and connections: on this
     VM one instance can stay 15% faster or slower than the next for its whole life (memory placement, TCP
     autotuning), so blocks, not rounds, are the independent unit."""
-    samples: dict[str, list[float]] = {bed.config.key: [] for bed in beds}
+    samples = {bed.config.key: Samples() for bed in beds}
+    softirq = ksoftirqd(timing.cpu)
     for first in range(0, timing.rounds, timing.block):
         rounds = range(first, min(first + timing.block, timing.rounds))
         seconds = math.ceil(len(rounds) * len(beds) * (timing.slice + timing.settle) * 3) + 30
@@ -553,13 +586,17 @@ def measure(lab: Lab, beds: list[Testbed], workload: Workload, timing: Timing) -
             for r in rounds:
                 pairs = list(zip(beds, loads, strict=True))
                 for bed, processes in pairs if r % 2 == 0 else pairs[::-1]:
+                    pids = [p.pid for p in processes] + [softirq]
                     signal_all(processes, signal.SIGCONT)
                     time.sleep(timing.settle)
-                    count, start = bed.counter(workload), time.perf_counter()
+                    count, start, ran = bed.counter(workload), time.perf_counter(), cpu_time(pids)
                     time.sleep(timing.slice)
-                    count, elapsed = bed.counter(workload) - count, time.perf_counter() - start
+                    count, elapsed, ran = (bed.counter(workload) - count, time.perf_counter() - start,
+                                           cpu_time(pids) - ran)
                     signal_all(processes, signal.SIGSTOP)
-                    samples[bed.config.key].append(count / elapsed)
+                    # A sample in which other jobs left the load no CPU at all says nothing: NaN, dropped later.
+                    samples[bed.config.key].wall.append(count / elapsed if count > 0 else math.nan)
+                    samples[bed.config.key].cpu.append(count / ran * 1e9 if count > 0 and ran > 0 else math.nan)
         finally:
             for processes in loads:
                 for process in processes:
@@ -591,7 +628,10 @@ class Estimate:
 
     @classmethod
     def of(cls, logs: list[float], block: int) -> Estimate:
-        means = [statistics.fmean(logs[i:i + block]) for i in range(0, len(logs), block)]
+        """`logs` in round order, NaN where a sample was empty."""
+        chunks = [[v for v in logs[i:i + block] if math.isfinite(v)] for i in range(0, len(logs), block)]
+        means = [statistics.fmean(chunk) for chunk in chunks if chunk]
+        logs = [v for chunk in chunks for v in chunk]
         center = statistics.median(logs)
         spread = statistics.stdev(means) if len(means) > 1 else math.inf
         half = t_95(len(means) - 1) * spread / math.sqrt(len(means)) if len(means) > 1 else math.inf
@@ -613,21 +653,29 @@ def describe_machine() -> list[str]:
             f"{platform.freedesktop_os_release().get('PRETTY_NAME', '')}", "; ".join(versions)]
 
 
-def report(configs: list[Config], samples: dict[str, dict[str, list[float]]], block: int) -> None:
+def log_ratios(values: list[float], baseline: list[float]) -> list[float]:
+    return [math.log(x / a) if x > 0 and a > 0 else math.nan for x, a in zip(values, baseline, strict=True)]
+
+
+def report(configs: list[Config], samples: dict[str, dict[str, Samples]], block: int) -> None:
     base = configs[0].key
-    rounds = len(samples[next(iter(samples))][base])
-    print(f"\nRatio to ({base}), higher is faster: median over {rounds} rounds ({math.ceil(rounds / block)} blocks "
-          "of fresh connections) of each round's ratio; 95% confidence interval; middle half of the per-round "
-          "ratios; rounds a 2% difference needs at this spread.")
+    rounds = len(samples[next(iter(samples))][base].cpu)
+    print(f"\nRatio to ({base}), higher is better, over {rounds} rounds ({math.ceil(rounds / block)} blocks of fresh "
+          "connections). Main figure: work per CPU-second of the load's own processes (= the rate on an otherwise "
+          "idle CPU; other jobs on the machine do not count): median of the per-round ratios, 95% confidence "
+          "interval, middle half of the per-round ratios, rounds a 2% difference needs. Then 'wall': the median "
+          "per-round ratio of work per wall-clock second, which other jobs on the machine disturb.")
     needed: dict[str, int] = {}
     for metric, by_config in samples.items():
         print(f"\n{metric}")
         for config in configs[1:]:
-            logs = [math.log(x / a) for x, a in zip(by_config[config.key], by_config[base], strict=True)]
-            e = Estimate.of(logs, block)
+            e = Estimate.of(log_ratios(by_config[config.key].cpu, by_config[base].cpu), block)
+            wall = math.exp(statistics.median(v for v in log_ratios(by_config[config.key].wall, by_config[base].wall)
+                                              if math.isfinite(v)))
             needed[metric] = max(needed.get(metric, 0), e.rounds_for_2pct)
             print(f"  ({config.key}) {config.label:<56} {e.ratio:6.3f}  [{e.low:.3f} .. {e.high:.3f}]  "
-                  f"middle half {e.middle_half[0]:.3f} .. {e.middle_half[1]:.3f}  2%: {e.rounds_for_2pct} rounds")
+                  f"middle half {e.middle_half[0]:.3f} .. {e.middle_half[1]:.3f}  2%: {e.rounds_for_2pct:>5} rounds"
+                  f"  wall {wall:5.3f}")
     print("\nRounds a 2% difference needs (worst configuration): "
           + "; ".join(f"{metric}: {n}" for metric, n in needed.items()))
 
@@ -660,6 +708,8 @@ def main() -> int:
     timing = Timing(rounds=args.rounds or (10 if args.quick else 40), slice=args.slice, cpu=args.cpu)
     if os.geteuid() != 0:
         parser.error("needs root (network namespaces)")
+    # Keep this script and the commands it runs off the measured CPU.
+    os.sched_setaffinity(0, set(range(os.cpu_count() or 1)) - {timing.cpu} or {timing.cpu})
     for tool in ("iperf3", "wrk", "sockperf", "nginx", "nft", "iptables-restore", "taskset"):
         if not shutil.which(tool):
             parser.error(f"{tool} is missing: apt-get install iperf3 wrk sockperf nginx-light nftables iptables")
@@ -679,7 +729,10 @@ def main() -> int:
                 if failures:
                     raise SystemExit(f"({bed.config.key}) {bed.config.label} is not correct: {'; '.join(failures)}")
             print("every configuration passed the correctness checks; measuring", flush=True)
-            samples = {name: measure(lab, beds, workload, timing) for name, workload in workloads.items()}
+            samples = {}
+            for name, workload in workloads.items():
+                samples[name] = measure(lab, beds, workload, timing)
+                print(f"  measured {name} ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
         finally:
             lab.close()
     report(configs, samples, timing.block)
