@@ -321,8 +321,11 @@ class Lab:
         return ns
 
     def start(self, ns: str, cpu: int, *argv: str) -> Process:
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, *pinned(cpu), *argv],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        """Start a process pinned in a namespace; its output goes to a log file that errors quote."""
+        log = self.work / f"{ns}-{argv[0]}-{len(self.processes)}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(["ip", "netns", "exec", ns, *pinned(cpu), *argv], stdout=out, stderr=out)
+        proc.args = log  # type: ignore[assignment]
         self.processes.append(proc)
         return proc
 
@@ -482,12 +485,13 @@ class Workload:
     """A load that runs until killed; its rate is a counter of the host namespace per second."""
 
     server: Callable[[Path], list[str]]
+    port: int  # the server's, to see it listen
     client: Callable[[int], list[str]]  # argv for a run of at least that many seconds
     counter: tuple[str, str]  # host_counter's source and key ("" key: the measured uplink's interface)
 
 
 def iperf_reverse(streams: int) -> Workload:
-    return Workload(lambda _scratch: ["iperf3", "-s", "-1", "-B", HOST, "-p", str(PORTS["iperf"])],
+    return Workload(lambda _scratch: ["iperf3", "-s", "-1", "-B", HOST, "-p", str(PORTS["iperf"])], PORTS["iperf"],
                     lambda seconds: ["iperf3", "-c", HOST, "-p", str(PORTS["iperf"]), "-R", "-P", str(streams),
                                      "-t", str(seconds)],
                     ("dev", ""))
@@ -497,12 +501,13 @@ WORKLOADS = {
     "TCP -R, 1 stream (bytes/s)": iperf_reverse(1),
     "TCP -R, 8 streams (bytes/s)": iperf_reverse(8),
     "new TCP connections/s (HTTP)": Workload(
-        nginx, lambda seconds: ["wrk", "-t1", "-c16", f"-d{seconds}s", "--timeout", "60s", "-H", "Connection: close",
-                                f"http://{HOST}:{PORTS['http']}/"], ("snmp", "Tcp.PassiveOpens")),
+        nginx, PORTS["http"],
+        lambda seconds: ["wrk", "-t1", "-c16", f"-d{seconds}s", "--timeout", "60s", "-H", "Connection: close",
+                         f"http://{HOST}:{PORTS['http']}/"], ("snmp", "Tcp.PassiveOpens")),
     "UDP request/response (1/s)": Workload(
-        lambda _scratch: ["sockperf", "server", "-i", HOST, "-p", str(PORTS["udp"])],
+        lambda _scratch: ["sockperf", "server", "-i", HOST, "-p", str(PORTS["udp"])], PORTS["udp"],
         lambda seconds: ["sockperf", "ping-pong", "-i", HOST, "-p", str(PORTS["udp"]), "-t", str(seconds),
-                         "--mps=max"], ("snmp", "Udp.OutDatagrams")),
+                         "--mps=max", "--dontwarmup"], ("snmp", "Udp.OutDatagrams")),
 }
 
 
@@ -516,27 +521,34 @@ class Timing:
     cpu: int = 1
 
 
-def paused_load(lab: Lab, bed: Testbed, workload: Workload, seconds: int, timing: Timing) -> list[Process]:
-    """Start the workload's server and client, wait until traffic flows, then stop both."""
-    server = lab.start(bed.host, timing.cpu, *workload.server(lab.work / f"scratch-{bed.host}"))
-    port = {"dev": PORTS["iperf"], "snmp": PORTS["http"]}[workload.counter[0]]
-    wait_for(lambda: f"{HOST}:{port}" in in_ns(bed.host, "ss", "-Hltun") or workload.counter[1].startswith("Udp"),
-             f"server in {bed.host}")
-    if workload.counter[1].startswith("Udp"):
-        time.sleep(0.3)  # sockperf has no TCP port to wait for
-    before = bed.counter(workload)
-    client = lab.start(bed.client, timing.cpu, *workload.client(seconds))
-    wait_for(lambda: bed.counter(workload) > before + 100, f"traffic in {bed.host}")
-    time.sleep(timing.warmup)
-    signal_all([server, client], signal.SIGSTOP)
-    return [server, client]
+def paused_loads(lab: Lab, beds: list[Testbed], workload: Workload, seconds: int,
+                 timing: Timing) -> list[list[Process]]:
+    """Start the workload's server and client in every testbed (all at once: some clients take seconds to start),
+    wait until traffic flows everywhere, then warm each one up alone and stop it."""
+    servers = [lab.start(bed.host, timing.cpu, *workload.server(lab.work / f"scratch-{bed.host}")) for bed in beds]
+    for bed in beds:
+        wait_for(lambda bed=bed: f"{HOST}:{workload.port}" in in_ns(bed.host, "ss", "-Hltun"), f"server in {bed.host}")
+    before = [bed.counter(workload) for bed in beds]
+    clients = [lab.start(bed.client, timing.cpu, *workload.client(seconds)) for bed in beds]
+    for bed, count, server, client in zip(beds, before, servers, clients, strict=True):
+        wait_for(lambda bed=bed, count=count: bed.counter(workload) > count + 100,
+                 lambda bed=bed, server=server, client=client: f"traffic in {bed.host}: "
+                 f"{client.args.read_text()[-500:]!r} {server.args.read_text()[-500:]!r}")
+    loads = [[server, client] for server, client in zip(servers, clients, strict=True)]
+    for processes in loads:
+        signal_all(processes, signal.SIGSTOP)
+    for processes in loads:
+        signal_all(processes, signal.SIGCONT)
+        time.sleep(timing.warmup)
+        signal_all(processes, signal.SIGSTOP)
+    return loads
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
+def wait_for(condition: Callable[[], bool], what: str | Callable[[], str], timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
+            raise RuntimeError(f"timed out waiting for {what() if callable(what) else what}")
         time.sleep(0.02)
 
 
@@ -581,8 +593,7 @@ def measure(lab: Lab, beds: list[Testbed], workload: Workload, timing: Timing) -
         seconds = math.ceil(len(rounds) * len(beds) * (timing.slice + timing.settle) * 3) + 30
         loads: list[list[Process]] = []
         try:
-            for bed in beds:
-                loads.append(paused_load(lab, bed, workload, seconds, timing))
+            loads = paused_loads(lab, beds, workload, seconds, timing)
             for r in rounds:
                 pairs = list(zip(beds, loads, strict=True))
                 for bed, processes in pairs if r % 2 == 0 else pairs[::-1]:
@@ -708,12 +719,13 @@ def main() -> int:
     timing = Timing(rounds=args.rounds or (10 if args.quick else 40), slice=args.slice, cpu=args.cpu)
     if os.geteuid() != 0:
         parser.error("needs root (network namespaces)")
-    # Keep this script and the commands it runs off the measured CPU.
+    # Keep this script and the commands it runs off the measured CPU, and on time when other jobs load the other.
     os.sched_setaffinity(0, set(range(os.cpu_count() or 1)) - {timing.cpu} or {timing.cpu})
+    os.nice(-20)
     for tool in ("iperf3", "wrk", "sockperf", "nginx", "nft", "iptables-restore", "taskset"):
         if not shutil.which(tool):
             parser.error(f"{tool} is missing: apt-get install iperf3 wrk sockperf nginx-light nftables iptables")
-    only = args.only or ("bcd" if args.quick else "Abcd")
+    only = args.only if args.only is not None else ("bcd" if args.quick else "Abcd")
     configs = [c for c in STANDARD if c.key == "a" or c.key in only] + args.variant
     workloads = {name: WORKLOADS[name] for name in args.measure or WORKLOADS}
     print("\n".join(describe_machine()))
