@@ -202,6 +202,8 @@ class Shape:
     mark_when: str = ""  # "" every packet, "new": ct state new, "unmarked": ct mark bits empty
     restore_when_unmarked: bool = False  # output: only packets whose own mark bits are empty
     mark_syn: bool = False  # input: give new connections' packets the mark, for tcp_fwmark_accept
+    restore_elsewhere_only: bool = False  # restore only when the first route chose another interface
+    skip_rules_unmarked: bool = False  # an ip rule sends lookups without our mark bits past our fwmark rules
     sysctls: tuple[tuple[str, str], ...] = ()
 
 
@@ -211,8 +213,9 @@ def render_shape(ups: list[Uplink], shape: Shape) -> str:
     out = ["table inet multiuplink {}", "delete table inet multiuplink", "table inet multiuplink {"]
     for u in ups:
         set_mark = f"and {keep:#x} or {u.fwmark:#x}"
+        elsewhere = f'oifname != "{u.interface}" ' if shape.restore_elsewhere_only else ""
         out += [f"\tchain mark_{u.name} {{", f"\t\t{counter}ct mark set ct mark {set_mark}", "\t}",
-                f"\tchain restore_{u.name} {{", f"\t\t{counter}meta mark set meta mark {set_mark}", "\t}"]
+                f"\tchain restore_{u.name} {{", f"\t\t{elsewhere}{counter}meta mark set meta mark {set_mark}", "\t}"]
     by_interface = ", ".join(f'"{u.interface}" : jump mark_{u.name}' for u in ups)
     by_mark = ", ".join(f"{u.fwmark:#x} : jump restore_{u.name}" for u in ups)
     mark_guard = {"": "", "new": "ct state new ", "unmarked": f"ct mark and {MASK:#x} == 0 "}[shape.mark_when]
@@ -238,6 +241,10 @@ SHAPES = {
     "fwmark-accept": Shape(mark_when="unmarked", restore_when_unmarked=True, mark_syn=True, sysctls=ACCEPT_SYSCTLS),
     "fwmark-accept-nocounter": Shape(counters=False, mark_when="unmarked", restore_when_unmarked=True, mark_syn=True,
                                      sysctls=ACCEPT_SYSCTLS),
+    "fwmark-accept-oif": Shape(mark_when="unmarked", restore_when_unmarked=True, mark_syn=True,
+                               restore_elsewhere_only=True, sysctls=ACCEPT_SYSCTLS),
+    "fwmark-accept-skip": Shape(mark_when="unmarked", restore_when_unmarked=True, mark_syn=True,
+                                skip_rules_unmarked=True, sysctls=ACCEPT_SYSCTLS),
     "fwmark-accept-reflect": Shape(mark_when="unmarked", restore_when_unmarked=True, mark_syn=True,
                                    sysctls=ACCEPT_SYSCTLS + REFLECT_SYSCTLS),
 }
@@ -245,7 +252,9 @@ SHAPES = {
 
 def shape_setup(shape: Shape) -> Callable[[list[Uplink], Path], HostSetup]:
     def setup(ups: list[Uplink], work: Path) -> HostSetup:
-        return HostSetup(nft=render_shape(ups, shape), ip_batch=fwmark_rules(ups) + table_routes(ups),
+        skip = ["rule add pref 1001 nop", f"rule add fwmark 0x0/{MASK:#x} goto 1001 pref 999"]
+        return HostSetup(nft=render_shape(ups, shape),
+                         ip_batch=fwmark_rules(ups) + table_routes(ups) + (skip if shape.skip_rules_unmarked else []),
                          sysctls=rp_filter_loose(ups) | dict(shape.sysctls))
     return setup
 
@@ -544,7 +553,7 @@ def paused_loads(lab: Lab, beds: list[Testbed], workload: Workload, seconds: int
     return loads
 
 
-def wait_for(condition: Callable[[], bool], what: str | Callable[[], str], timeout: float = 10) -> None:
+def wait_for(condition: Callable[[], bool], what: str | Callable[[], str], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -590,7 +599,7 @@ def measure(lab: Lab, beds: list[Testbed], workload: Workload, timing: Timing) -
     softirq = ksoftirqd(timing.cpu)
     for first in range(0, timing.rounds, timing.block):
         rounds = range(first, min(first + timing.block, timing.rounds))
-        seconds = math.ceil(len(rounds) * len(beds) * (timing.slice + timing.settle) * 3) + 30
+        seconds = math.ceil(len(rounds) * len(beds) * (timing.slice + timing.settle + timing.warmup) * 1.5) + 20
         loads: list[list[Process]] = []
         try:
             loads = paused_loads(lab, beds, workload, seconds, timing)
