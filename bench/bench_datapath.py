@@ -202,6 +202,7 @@ class Shape:
     mark_when: str = ""  # "" every packet, "new": ct state new, "unmarked": ct mark bits empty
     restore_when_unmarked: bool = False  # output: only packets whose own mark bits are empty
     mark_syn: bool = False  # input: give new connections' packets the mark, for tcp_fwmark_accept
+    mark_first_packet: bool = False  # the same in prerouting, saving the input chain (fine with local lookups first)
     restore_elsewhere_only: bool = False  # restore only when the first route chose another interface
     skip_rules_unmarked: bool = False  # an ip rule sends lookups without our mark bits past our fwmark rules
     sysctls: tuple[tuple[str, str], ...] = ()
@@ -214,7 +215,8 @@ def render_shape(ups: list[Uplink], shape: Shape) -> str:
     for u in ups:
         set_mark = f"and {keep:#x} or {u.fwmark:#x}"
         elsewhere = f'oifname != "{u.interface}" ' if shape.restore_elsewhere_only else ""
-        out += [f"\tchain mark_{u.name} {{", f"\t\t{counter}ct mark set ct mark {set_mark}", "\t}",
+        packet = [f"\t\tmeta mark set meta mark {set_mark}"] if shape.mark_first_packet else []
+        out += [f"\tchain mark_{u.name} {{", f"\t\t{counter}ct mark set ct mark {set_mark}", *packet, "\t}",
                 f"\tchain restore_{u.name} {{", f"\t\t{elsewhere}{counter}meta mark set meta mark {set_mark}", "\t}"]
     by_interface = ", ".join(f'"{u.interface}" : jump mark_{u.name}' for u in ups)
     by_mark = ", ".join(f"{u.fwmark:#x} : jump restore_{u.name}" for u in ups)
@@ -245,6 +247,8 @@ SHAPES = {
                                restore_elsewhere_only=True, sysctls=ACCEPT_SYSCTLS),
     "fwmark-accept-skip": Shape(mark_when="unmarked", restore_when_unmarked=True, mark_syn=True,
                                 skip_rules_unmarked=True, sysctls=ACCEPT_SYSCTLS),
+    "lean": Shape(mark_when="unmarked", restore_when_unmarked=True, mark_first_packet=True, skip_rules_unmarked=True,
+                  sysctls=ACCEPT_SYSCTLS),
     "fwmark-accept-reflect": Shape(mark_when="unmarked", restore_when_unmarked=True, mark_syn=True,
                                    sysctls=ACCEPT_SYSCTLS + REFLECT_SYSCTLS),
 }
