@@ -232,6 +232,7 @@ def render_shape(ups: list[Uplink], shape: Shape) -> str:
     return "\n".join(out) + "\n"
 
 
+# Candidate shapes for --variant, side by side with the product's; RESULTS.md has what each one measured.
 ACCEPT_SYSCTLS = (("net.ipv4.tcp_fwmark_accept", "1"),)
 REFLECT_SYSCTLS = (("net.ipv4.fwmark_reflect", "1"), ("net.ipv6.fwmark_reflect", "1"))
 SHAPES = {
@@ -273,6 +274,8 @@ def file_setup(path: Path) -> Callable[[list[Uplink], Path], HostSetup]:
 
 @dataclass(frozen=True)
 class Config:
+    """One host configuration: how many uplinks, and what it loads besides the common stateful filter."""
+
     key: str
     label: str
     uplinks: int
@@ -293,7 +296,7 @@ def parse_variant(spec: str) -> Config:
     if not name or not count.isdigit() or not 2 <= int(count) <= 255:
         raise argparse.ArgumentTypeError(f"{spec!r}: expected NAME@UPLINKS or FILE.nft@UPLINKS, 2..255 uplinks")
     if name in SHAPES:
-        return Config(spec, f"variant {name}, {count} uplinks", int(count), shape_setup(SHAPES[name]))
+        return Config(spec, f"shape {name}, {count} uplinks", int(count), shape_setup(SHAPES[name]))
     if Path(name).is_file():
         return Config(spec, f"ruleset file {name}, {count} uplinks", int(count), file_setup(Path(name)))
     raise argparse.ArgumentTypeError(f"{name!r} is neither a ruleset file nor one of {', '.join(SHAPES)}")
@@ -325,6 +328,7 @@ class Lab:
         self.work = work
         self.namespaces: list[str] = []
         self.processes: list[Process] = []
+        self.logs: dict[int, Path] = {}
 
     def namespace(self, suffix: str) -> str:
         ns = f"{self.prefix}-{suffix}"
@@ -338,9 +342,12 @@ class Lab:
         log = self.work / f"{ns}-{argv[0]}-{len(self.processes)}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(["ip", "netns", "exec", ns, *pinned(cpu), *argv], stdout=out, stderr=out)
-        proc.args = log  # type: ignore[assignment]
         self.processes.append(proc)
+        self.logs[proc.pid] = log
         return proc
+
+    def output(self, proc: Process) -> str:
+        return self.logs[proc.pid].read_text(errors="replace")[-500:]
 
     def close(self) -> None:
         for proc in self.processes:  # 'ip netns exec' and taskset exec, so this is the server itself
@@ -352,6 +359,8 @@ class Lab:
 
 @dataclass
 class Testbed:
+    """The namespaces of one configuration, built once and measured in every round."""
+
     config: Config
     host: str
     client: str
@@ -546,7 +555,7 @@ def paused_loads(lab: Lab, beds: list[Testbed], workload: Workload, seconds: int
     for bed, count, server, client in zip(beds, before, servers, clients, strict=True):
         wait_for(lambda bed=bed, count=count: bed.counter(workload) > count + 100,
                  lambda bed=bed, server=server, client=client: f"traffic in {bed.host}: "
-                 f"{client.args.read_text()[-500:]!r} {server.args.read_text()[-500:]!r}")
+                 f"{lab.output(client)!r} {lab.output(server)!r}")
     loads = [[server, client] for server, client in zip(servers, clients, strict=True)]
     for processes in loads:
         signal_all(processes, signal.SIGSTOP)
@@ -697,7 +706,7 @@ def report(configs: list[Config], samples: dict[str, dict[str, Samples]], block:
             wall = math.exp(statistics.median(v for v in log_ratios(by_config[config.key].wall, by_config[base].wall)
                                               if math.isfinite(v)))
             needed[metric] = max(needed.get(metric, 0), e.rounds_for_2pct)
-            print(f"  ({config.key}) {config.label:<56} {e.ratio:6.3f}  [{e.low:.3f} .. {e.high:.3f}]  "
+            print(f"  {'(' + config.key + ')':<26} {config.label:<56} {e.ratio:6.3f}  [{e.low:.3f} .. {e.high:.3f}]  "
                   f"middle half {e.middle_half[0]:.3f} .. {e.middle_half[1]:.3f}  2%: {e.rounds_for_2pct:>5} rounds"
                   f"  wall {wall:5.3f}")
     print("\nRounds a 2% difference needs (worst configuration): "
