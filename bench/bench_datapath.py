@@ -12,9 +12,13 @@ samples every configuration, in alternating order, so paired samples lie
 within a second or two of each other and machine noise hits them alike.
 Servers and clients share one CPU at nice -20: the rate is then the inverse
 of the whole per-byte (per-connection, per-request) CPU cost, ruleset
-included, rather than of cross-CPU wake-up latency. Reported: the median of
-the per-round ratios to (a), a confidence interval, the spread, and how many
-rounds a 2% difference needs. Never bare times or rates.
+included, rather than of cross-CPU wake-up latency. The main figure is work
+per CPU-second of the load's own processes, which other jobs on a shared
+machine do not disturb (work per wall-clock second is shown beside it).
+Reported: the median of the per-round ratios to (a), a confidence interval
+from blocks of fresh connections, the spread, and how many rounds a 2%
+difference needs. Never bare times or rates. bench/RESULTS.md has the method
+in full and the figures.
 
     /usr/bin/python3 bench/bench_datapath.py [--rounds N] [--quick] [--variant NAME@UPLINKS|FILE.nft@UPLINKS]
 
