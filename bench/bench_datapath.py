@@ -537,6 +537,9 @@ WORKLOADS = {
 }
 
 
+MEASURES = dict(zip(("tcp1", "tcp8", "conn", "udp"), WORKLOADS, strict=True))
+
+
 @dataclass(frozen=True)
 class Timing:
     rounds: int
@@ -739,7 +742,8 @@ def main() -> int:
                         help=f"add a configuration: a named shape ({', '.join(SHAPES)}) or an nft file, at N uplinks")
     parser.add_argument("--only", help="standard configurations besides (a) (default Abcd, --quick bcd; A is a "
                         "second copy of (a): the bench's own noise and bias)")
-    parser.add_argument("--measure", action="append", choices=list(WORKLOADS), help="only these measures")
+    parser.add_argument("--measure", action="append", choices=list(MEASURES),
+                        help="only these measures: " + ", ".join(f"{key} = {name}" for key, name in MEASURES.items()))
     parser.add_argument("--cpu", type=int, default=1, help="the one CPU every server and client runs on")
     args = parser.parse_args()
     timing = Timing(rounds=args.rounds or (10 if args.quick else 40), slice=args.slice, cpu=args.cpu)
@@ -753,7 +757,7 @@ def main() -> int:
             parser.error(f"{tool} is missing: apt-get install iperf3 wrk sockperf nginx-light nftables iptables")
     only = args.only if args.only is not None else ("bcd" if args.quick else "Abcd")
     configs = [c for c in STANDARD if c.key == "a" or c.key in only] + args.variant
-    workloads = {name: WORKLOADS[name] for name in args.measure or WORKLOADS}
+    workloads = {MEASURES[key]: WORKLOADS[MEASURES[key]] for key in args.measure or MEASURES}
     print("\n".join(describe_machine()))
     print(f"every server and client on CPU {timing.cpu} at nice -20; {timing.rounds} rounds of "
           f"{timing.slice:g} s samples per measure")
