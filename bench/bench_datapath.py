@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import functools
 import math
 import os
 import platform
@@ -486,9 +487,9 @@ def host_counter(anchor: int, source: str, key: str) -> int:
     """A counter of the host namespace, read through /proc/PID/net of a process living there."""
     if source == "dev":
         for line in Path(f"/proc/{anchor}/net/dev").read_text().splitlines():
-            name, _, values = line.partition(":")
+            name, _, fields = line.partition(":")
             if name.strip() == key:
-                return int(values.split()[8])  # transmitted bytes
+                return int(fields.split()[8])  # transmitted bytes
         raise KeyError(key)
     proto, field_name = key.split(".")
     head, values = (line.split() for line in Path(f"/proc/{anchor}/net/snmp").read_text().splitlines()
@@ -555,14 +556,22 @@ def paused_loads(lab: Lab, beds: list[Testbed], workload: Workload, seconds: int
     """Start the workload's server and client in every testbed (all at once: some clients take seconds to start),
     wait until traffic flows everywhere, then warm each one up alone and stop it."""
     servers = [lab.start(bed.host, timing.cpu, *workload.server(lab.work / f"scratch-{bed.host}")) for bed in beds]
+    def listening(bed: Testbed) -> bool:
+        return f"{HOST}:{workload.port}" in in_ns(bed.host, "ss", "-Hltun")
+
     for bed in beds:
-        wait_for(lambda bed=bed: f"{HOST}:{workload.port}" in in_ns(bed.host, "ss", "-Hltun"), f"server in {bed.host}")
+        wait_for(functools.partial(listening, bed), f"server in {bed.host}")
     before = [bed.counter(workload) for bed in beds]
     clients = [lab.start(bed.client, timing.cpu, *workload.client(seconds)) for bed in beds]
+
+    def flowing(bed: Testbed, count: int) -> bool:
+        return bed.counter(workload) > count + 100
+
+    def stuck(bed: Testbed, server: Process, client: Process) -> str:
+        return f"traffic in {bed.host}: {lab.output(client)!r} {lab.output(server)!r}"
+
     for bed, count, server, client in zip(beds, before, servers, clients, strict=True):
-        wait_for(lambda bed=bed, count=count: bed.counter(workload) > count + 100,
-                 lambda bed=bed, server=server, client=client: f"traffic in {bed.host}: "
-                 f"{lab.output(client)!r} {lab.output(server)!r}")
+        wait_for(functools.partial(flowing, bed, count), functools.partial(stuck, bed, server, client))
     loads = [[server, client] for server, client in zip(servers, clients, strict=True)]
     for processes in loads:
         signal_all(processes, signal.SIGSTOP)
