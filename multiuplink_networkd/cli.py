@@ -25,7 +25,7 @@ from . import __version__, paths
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .errors import ConfigErrors
-    from .model import Settings
+    from .model import Settings, Uplink
 
 EXIT_OK, EXIT_CONFIG, EXIT_USAGE, EXIT_RUNTIME, EXIT_NETWORKD_DOWN = 0, 1, 2, 3, 4
 EXIT_FILESYSTEM, EXIT_DRIFT, EXIT_ROLLED_BACK = 5, 6, 7
@@ -126,10 +126,39 @@ def _validate(settings: Settings | None) -> int:
         return EXIT_OK
     for u in settings.uplinks:
         print(f"{u.name}: interface {u.interface} (netplan {u.netplan_id}), mark {u.fwmark:#x}/"
-              f"{settings.mark_mask:#x}, table {u.table}, gateway {u.gateway}")
+              f"{settings.mark_mask:#x}, table {u.table}")
+        for line in _facts(u):
+            print(f"  {line}")
     print(f"valid: {len(settings.uplinks)} uplink{'s' if len(settings.uplinks) != 1 else ''}, "
           f"backend {settings.backend}, rp-filter {settings.rp_filter}")
     return EXIT_OK
+
+
+def _facts(uplink: Uplink) -> list[str]:
+    """Where each fact of the uplink comes from: a file and line, or the network at run time."""
+    from .model import DEVICE, DHCP4, STATIC
+
+    lines = []
+    for route in uplink.routes:
+        family = f"IPv{route.family}"
+        where = f", from {route.origin!r}" if route.origin else ""
+        if route.source == STATIC:
+            lines.append(f"{family} gateway {route.gateway}{where}")
+        elif route.source == DEVICE:
+            lines.append(f"{family} default route out of {uplink.interface} itself"
+                         f"{where or ', no gateway declared (a tunnel or point-to-point address)'}")
+        else:
+            what = "the DHCPv4 lease's router" if route.source == DHCP4 else "the routers advertising themselves"
+            lines.append(f"{family} gateway: {what}, followed at run time"
+                         f"{f' (enabled at {route.origin!r})' if route.origin else ''}")
+    if uplink.by_address:
+        lines.append(f"only connections for {', '.join(str(a.ip) for a in uplink.addresses)}: "
+                     f"{uplink.interface} carries several ISPs")
+    if uplink.addresses:
+        lines.append(f"link routes {', '.join(uplink.link_networks())}, from {uplink.addresses_origin!r}")
+    else:
+        lines.append("no static addresses: replies to its subnets follow the main table's link routes")
+    return lines
 
 
 def _generate(root: str, settings: Settings | None) -> int:

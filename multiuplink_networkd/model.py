@@ -12,18 +12,41 @@ from collections import namedtuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ipaddress import IPv4Address, IPv4Interface
+    from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+
+    from .errors import Position
+
+STATIC, DEVICE, DHCP4, RA = "static", "device", "dhcp4", "ra"
+"""Where the default route in an uplink's table points: a gateway written in a file, the device itself,
+the DHCPv4 lease's router or the routers that advertise themselves (both followed by networkd at run time)."""
 
 
-class Uplink(namedtuple("Uplink", "name netplan_id interface mark fwmark table gateway addresses")):
+class DefaultRoute(namedtuple("DefaultRoute", "family source gateway origin")):
+    """The default route of one address family (4 or 6) in an uplink's table.
+
+    ``source``: one of STATIC, DEVICE, DHCP4, RA; ``gateway``: the address, for STATIC only;
+    ``origin``: the value in netplan's files or the stanza it comes from (None when deduced).
+    """
+
+    __slots__ = ()
+    family: int
+    source: str
+    gateway: IPv4Address | IPv6Address | None
+    origin: Position | None
+
+
+class Uplink(namedtuple("Uplink", "name netplan_id interface mark fwmark table routes addresses addresses_origin "
+                                  "by_address")):
     """One uplink, fully resolved.
 
     ``name``: the stanza's name for it; ``netplan_id``: the netplan definition
     whose ``.network`` file our drop-in extends; ``interface``: the kernel name;
     ``mark``: the number inside the mask; ``fwmark``: that number shifted into
     the mask, as the kernel sees it; ``table``: its routing table;
-    ``gateway``: its IPv4 default gateway, on the link;
-    ``addresses``: its IPv4 addresses (their networks are its link routes).
+    ``routes``: its default routes, one per address family it serves, IPv4 first;
+    ``addresses``: its static addresses (their networks are its link routes), from ``addresses_origin``;
+    ``by_address``: other uplinks share the interface, so a connection belongs to this one
+    only when it arrives for one of ``addresses``.
     """
 
     __slots__ = ()
@@ -33,22 +56,29 @@ class Uplink(namedtuple("Uplink", "name netplan_id interface mark fwmark table g
     mark: int
     fwmark: int
     table: int
-    gateway: IPv4Address
-    addresses: tuple[IPv4Interface, ...]
+    routes: tuple[DefaultRoute, ...]
+    addresses: tuple[IPv4Interface | IPv6Interface, ...]
+    addresses_origin: Position | None
+    by_address: bool
+
+    def families(self) -> tuple[int, ...]:
+        return tuple(route.family for route in self.routes)
 
     def link_networks(self) -> tuple[str, ...]:
-        """The distinct networks of its addresses, in order."""
-        return tuple(dict.fromkeys(str(a.network) for a in self.addresses))
+        """The distinct networks of its addresses in the families it serves, in order."""
+        families = self.families()
+        return tuple(dict.fromkeys(str(a.network) for a in self.addresses if a.version in families))
 
 
 MAIN_TABLE = 254
 
 
-class PolicyRule(namedtuple("PolicyRule", "priority fwmark mask table suppress_prefixlength")):
-    """A routing policy rule as the kernel lists it:
+class PolicyRule(namedtuple("PolicyRule", "family priority fwmark mask table suppress_prefixlength")):
+    """A routing policy rule as the kernel lists it (``ip -4 rule`` or ``ip -6 rule``):
     ``priority: from all fwmark fwmark/mask lookup table [suppress_prefixlength N]``."""
 
     __slots__ = ()
+    family: int
     priority: int
     fwmark: int
     mask: int
@@ -56,11 +86,12 @@ class PolicyRule(namedtuple("PolicyRule", "priority fwmark mask table suppress_p
     suppress_prefixlength: int | None
 
 
-class TableRoute(namedtuple("TableRoute", "table destination gateway")):
-    """A route in an uplink's table, on the uplink's interface: ``destination`` is ``default`` or a network;
-    ``gateway`` is None for a link route."""
+class TableRoute(namedtuple("TableRoute", "family table destination gateway")):
+    """A route in an uplink's table, on the uplink's interface, as the kernel lists it (``ip -4``/``ip -6 route``):
+    ``destination`` is ``default`` or a network; ``gateway`` is None for a link route or one out of the device."""
 
     __slots__ = ()
+    family: int
     table: int
     destination: str
     gateway: str | None
@@ -86,15 +117,21 @@ class Settings(namedtuple("Settings", "uplinks mark_mask priority rp_filter back
         First the main table without its default routes (``suppress_prefixlength 0``): a marked reply to the
         uplink's own subnet, a LAN, a VPN or any other network main routes specifically takes that route; only
         what main would send to a default route goes on to the uplink's table, whose default is the uplink's
-        gateway.
+        gateway. One pair per address family the uplink serves.
         """
-        return (PolicyRule(self.priority - 1, uplink.fwmark, self.mark_mask, MAIN_TABLE, 0),
-                PolicyRule(self.priority, uplink.fwmark, self.mark_mask, uplink.table, None))
+        return tuple(rule for family in uplink.families() for rule in (
+            PolicyRule(family, self.priority - 1, uplink.fwmark, self.mark_mask, MAIN_TABLE, 0),
+            PolicyRule(family, self.priority, uplink.fwmark, self.mark_mask, uplink.table, None)))
 
     def table_routes(self, uplink: Uplink) -> tuple[TableRoute, ...]:
-        """The routes of an uplink's table: a link route per network of its addresses, then the default route."""
-        return tuple(TableRoute(uplink.table, network, None) for network in uplink.link_networks()) + (
-            TableRoute(uplink.table, "default", str(uplink.gateway)),)
+        """The routes of an uplink's table known before run time, which the host can check: a link route per
+        network of its addresses, then each default route to a static gateway or out of the device. A gateway
+        from DHCP or router advertisements comes (or not) at run time."""
+        links = tuple(TableRoute(6 if ":" in network else 4, uplink.table, network, None)
+                      for network in uplink.link_networks())
+        return links + tuple(TableRoute(route.family, uplink.table, "default",
+                                        None if route.gateway is None else str(route.gateway))
+                             for route in uplink.routes if route.source in (STATIC, DEVICE))
 
     def rp_filter_value(self) -> int:
         return RP_FILTER_VALUES[self.rp_filter]

@@ -27,9 +27,9 @@ def uplink(name: str, interface: str, table: int, counters: dict[str, tuple[int,
     return UplinkStatus(
         name, interface, table, mark, networkd.LinkState("configured", "routable", "carrier"),
         (networkd.Address(f"192.0.2.{table}/24", False), networkd.Address("2001:db8::1/64", True)),
-        ((PolicyRule(999, mark, 0xFF000000, 254, 0), True),
-         (PolicyRule(1000, mark, 0xFF000000, table, None), rule_live)),
-        ((TableRoute(table, "192.0.2.0/24", None), True), (TableRoute(table, "default", "192.0.2.1"), True)),
+        ((PolicyRule(4, 999, mark, 0xFF000000, 254, 0), True),
+         (PolicyRule(4, 1000, mark, 0xFF000000, table, None), rule_live)),
+        ((TableRoute(4, table, "192.0.2.0/24", None), True), (TableRoute(4, table, "default", "192.0.2.1"), True)),
         counters, RpFilter(2, 2, 1, boot, KERNEL))
 
 

@@ -1,7 +1,8 @@
 """Golden directories: ``tests/cases/<name>/input`` is a root, ``expected`` the exact output tree.
 
 A case with ``expected.stderr`` instead must fail with exactly that message
-(the temporary root shown as ``ROOT``) and write nothing. Adding a case is
+(the temporary root shown as ``ROOT``) and write nothing. ``validate.stdout``,
+where present, is what ``validate`` explains about the uplinks. Adding a case is
 adding folders; ``MULTIUPLINK_UPDATE_GOLDEN=1`` rewrites the expectations.
 """
 
@@ -37,8 +38,8 @@ def test_case(case: str, command: str, tmp_path: Path, capsys: pytest.CaptureFix
     source = CASES / case
     root = tmp_path / "root"
     shutil.copytree(source / "input", root)
-    code, _, err = run_cli(capsys, command, "--root-dir", str(root))
-    err = err.replace(str(root), "ROOT")
+    code, out, err = run_cli(capsys, command, "--root-dir", str(root))
+    out, err = out.replace(str(root), "ROOT"), err.replace(str(root), "ROOT")
     expected_stderr = source / "expected.stderr"
     if expected_stderr.exists() or (UPDATE and code != 0):
         if UPDATE and command == "generate":
@@ -49,6 +50,11 @@ def test_case(case: str, command: str, tmp_path: Path, capsys: pytest.CaptureFix
         return
     assert code == cli.EXIT_OK, err
     if command == "validate":
+        explained = source / "validate.stdout"
+        if UPDATE:
+            explained.write_text(out)
+        if explained.exists():
+            assert out == explained.read_text()
         return
     produced = {rel: (root / rel).read_text() for rel in writer.owned_files(str(root))}
     if UPDATE:

@@ -101,7 +101,7 @@ def declared_gateways(document: object, version: int) -> dict[str, set[str]]:
 
 @pytest.mark.parametrize("row", GATEWAY_ROWS)
 def test_corpus_default_gateway_found(tmp_path: Path, row: dict[str, str]) -> None:
-    """Exactly the definitions that declare a default route get a gateway, in every form INDEX.tsv lists."""
+    """Exactly the default routes declared are found, with their gateways, in every form INDEX.tsv lists."""
     facts = read_netplan(corpus_root(tmp_path, row))
     document = yaml.safe_load((CORPUS / row["file"]).read_text())
     expected = {4: declared_gateways(document, 4), 6: declared_gateways(document, 6)}
@@ -109,13 +109,11 @@ def test_corpus_default_gateway_found(tmp_path: Path, row: dict[str, str]) -> No
     forms = row["default_route_forms"].split(";")
     assert kinds == {form.rsplit("@", 1)[1] for form in forms if "type=" not in form}, "oracle disagrees with INDEX"
     for version in (4, 6):
-        found = {i: str(getattr(d, f"gateway{version}")) for i, d in facts.interfaces.items()
-                 if getattr(d, f"gateway{version}") is not None}
-        assert found.keys() == expected[version].keys()
-        for netplan_id, gateway in found.items():
-            assert gateway in expected[version][netplan_id]
+        found = {i: {str(r.gateway) for r in d.default_routes if r.family == version and r.gateway}
+                 for i, d in facts.interfaces.items()}
+        assert {i: gateways for i, gateways in found.items() if gateways} == expected[version]
     if any("on-link" in form for form in forms):
-        assert any(d.gateway4_on_link or d.gateway6_on_link for d in facts.interfaces.values())
+        assert any(r.on_link for d in facts.interfaces.values() for r in d.default_routes)
 
 
 # --- which files netplan reads -------------------------------------------------------------------
@@ -180,7 +178,7 @@ def test_later_file_overrides_scalars_and_appends_sequences(tmp_path: Path) -> N
     wan = read_netplan(root).interfaces["wan"]
     assert (wan.name, wan.dhcp4) == ("new", False)
     assert [str(a) for a in wan.addresses] == ["192.0.2.10/24", "192.0.2.11/24"]
-    assert wan.gateway4 == ipaddress.IPv4Address("192.0.2.1")
+    assert gateways(wan) == [("192.0.2.1", False, 254, 0)]
     assert wan.position == Position(f"{root}/etc/netplan/90-override.yaml", 3, 5)
 
 
@@ -206,7 +204,7 @@ def test_repeated_keys_in_one_file_merge_like_later_files(tmp_path: Path) -> Non
                   via: 10.1.0.9
         """)
     assert [str(a) for a in interfaces["eth0"].addresses] == ["10.0.0.1/24", "10.0.0.2/24"]
-    assert str(interfaces["eth1"].gateway4) == "10.1.0.9"
+    assert gateways(interfaces["eth1"]) == [("10.1.0.9", False, 254, 0)]
 
 
 def test_same_id_in_another_section_is_ignored(tmp_path: Path) -> None:
@@ -338,7 +336,13 @@ def test_netplan_booleans(tmp_path: Path, text: str, value: bool) -> None:
     assert (interfaces["eth0"].dhcp4, interfaces["eth0"].dhcp6) == (value, value)
 
 
-# --- default gateways ---------------------------------------------------------------------------
+# --- default routes ----------------------------------------------------------------------------
+
+def gateways(interface: NetplanInterface, family: int = 4) -> list[tuple[str | None, bool, int, int]]:
+    """The declared default routes of one family: gateway (None: the device), on-link, table, metric."""
+    return [(None if r.gateway is None else str(r.gateway), r.on_link, r.table, r.metric)
+            for r in interface.default_routes if r.family == family]
+
 
 def only_gateway(tmp_path: Path, routes: str, extra: str = "") -> NetplanInterface:
     interfaces = read_one(tmp_path, f"network:\n  ethernets:\n    eth0:\n{extra}      routes:\n{routes}")
@@ -348,43 +352,46 @@ def only_gateway(tmp_path: Path, routes: str, extra: str = "") -> NetplanInterfa
 @pytest.mark.parametrize("form", ["default", "0.0.0.0/0", "0.0.0.0/0.0.0.0", "10.0.0.0/0"])
 def test_ipv4_default_route_forms(tmp_path: Path, form: str) -> None:
     eth0 = only_gateway(tmp_path, f"        - to: {form}\n          via: 192.0.2.1\n")
-    assert (eth0.gateway4, eth0.gateway4_on_link, eth0.gateway4_table, eth0.gateway6) == (
-        ipaddress.IPv4Address("192.0.2.1"), False, 254, None)
+    assert (gateways(eth0), gateways(eth0, 6)) == ([("192.0.2.1", False, 254, 0)], [])
 
 
-def test_gateway4_key(tmp_path: Path) -> None:
-    eth0 = read_one(tmp_path, "network:\n  ethernets:\n    eth0:\n      gateway4: 192.0.2.1\n")["eth0"]
-    assert (str(eth0.gateway4), eth0.gateway4_table) == ("192.0.2.1", 254)
+def test_gateway_keys_come_first_with_the_kernel_default_metric(tmp_path: Path) -> None:
+    eth0 = only_gateway(tmp_path, "        - {to: default, via: 10.0.0.1, metric: 200}\n",
+                        "      gateway6: 2001:db8::1\n      gateway4: 192.0.2.1\n")
+    assert gateways(eth0) == [("192.0.2.1", False, 254, 0), ("10.0.0.1", False, 254, 200)]
+    assert gateways(eth0, 6) == [("2001:db8::1", False, 254, 1024)]
 
 
 def test_on_link(tmp_path: Path) -> None:
     eth0 = only_gateway(tmp_path, "        - to: default\n          via: 9.9.9.9\n          on-link: true\n"
                                   "        - to: ::/0\n          via: fe80::1\n          on-link: yes\n")
-    assert (str(eth0.gateway4), eth0.gateway4_on_link) == ("9.9.9.9", True)
-    assert (str(eth0.gateway6), eth0.gateway6_on_link) == ("fe80::1", True)
+    assert gateways(eth0) == [("9.9.9.9", True, 254, 0)]
+    assert gateways(eth0, 6) == [("fe80::1", True, 254, 1024)]
 
 
 def test_ipv6_default_routes_do_not_make_an_ipv4_gateway(tmp_path: Path) -> None:
     eth0 = only_gateway(tmp_path, "        - to: default\n          via: 2001:db8::1\n", "      gateway6: fe80::9\n")
-    assert (eth0.gateway4, str(eth0.gateway6)) == (None, "fe80::9")
+    assert gateways(eth0) == []
+    assert [g for g, *_ in gateways(eth0, 6)] == ["fe80::9", "2001:db8::1"]
 
 
-def test_lowest_metric_wins_and_gateway4_counts_as_metric_0(tmp_path: Path) -> None:
-    eth0 = only_gateway(tmp_path, "        - {to: default, via: 10.0.0.1, metric: 200}\n"
-                                  "        - {to: 0.0.0.0/0, via: 11.0.0.1, metric: 100}\n")
-    assert str(eth0.gateway4) == "11.0.0.1"
-    eth0 = only_gateway(tmp_path, "        - {to: default, via: 10.0.0.1, metric: 1}\n", "      gateway4: 12.0.0.1\n")
-    assert str(eth0.gateway4) == "12.0.0.1"
-
-
-def test_main_table_preferred_then_other_tables(tmp_path: Path) -> None:
-    eth0 = only_gateway(tmp_path, "        - {to: default, via: 10.0.0.1, table: 100, metric: 1}\n"
-                                  "        - {to: default, via: 10.0.0.2, table: 254, metric: 500}\n")
-    assert (str(eth0.gateway4), eth0.gateway4_table) == ("10.0.0.2", 254)
+def test_tables_and_device_routes(tmp_path: Path) -> None:
     eth0 = only_gateway(tmp_path, "        - {to: default, via: 10.0.0.1, table: 100, metric: 9}\n"
                                   "        - {to: default, via: 10.0.0.3, table: 0}\n"
-                                  "        - {to: default, via: 10.0.0.2, table: 101, metric: 5}\n")
-    assert (str(eth0.gateway4), eth0.gateway4_table) == ("10.0.0.3", 254), "netplan reads table 0 as unset"
+                                  "        - {to: 0.0.0.0/0, scope: link, metric: 7}\n"
+                                  "        - {to: '::/0', scope: link}\n")
+    assert gateways(eth0) == [("10.0.0.1", False, 100, 9), ("10.0.0.3", False, 254, 0), (None, False, 254, 7)], \
+        "netplan reads table 0 as unset"
+    assert gateways(eth0, 6) == [(None, False, 254, 1024)]
+
+
+def test_positions_point_at_the_gateway(tmp_path: Path) -> None:
+    eth0 = only_gateway(tmp_path, "        - {to: default, via: 10.0.0.1}\n        - {to: 0.0.0.0/0, scope: link}\n",
+                        "      gateway4: 192.0.2.1\n      dhcp4: true\n")
+    shown = f"{tmp_path}/etc/netplan/50.yaml"
+    assert [r.position for r in eth0.default_routes] == [
+        Position(shown, 4, 17), Position(shown, 7, 30), Position(shown, 8, 16)]
+    assert eth0.origins == {"dhcp4": Position(shown, 5, 14)}
 
 
 @pytest.mark.parametrize("route", [
@@ -393,10 +400,12 @@ def test_main_table_preferred_then_other_tables(tmp_path: Path) -> None:
     "{to: 0.0.0.0/0, type: unreachable}",
     "{to: 10.0.0.0/8, via: 10.0.0.1}",
     "{to: default}",
+    "{to: default, scope: link}",                   # netplan 0.106 aborts on it
+    "{to: 0.0.0.0/0}",
     "{to: default, via: not-an-address}",
 ])
-def test_not_a_default_gateway(tmp_path: Path, route: str) -> None:
-    assert only_gateway(tmp_path, f"        - {route}\n").gateway4 is None
+def test_not_a_default_route(tmp_path: Path, route: str) -> None:
+    assert only_gateway(tmp_path, f"        - {route}\n").default_routes == ()
 
 
 def test_vrf_routes_and_members_use_the_vrf_table(tmp_path: Path) -> None:
@@ -412,8 +421,16 @@ def test_vrf_routes_and_members_use_the_vrf_table(tmp_path: Path) -> None:
               interfaces: [eth1]
               routes: [{to: default, via: 10.10.10.4}]
         """)
-    assert (str(interfaces["blue"].gateway4), interfaces["blue"].gateway4_table) == ("10.10.10.4", 1005)
-    assert (str(interfaces["eth1"].gateway4), interfaces["eth1"].gateway4_table) == ("10.1.0.1", 1005)
+    assert gateways(interfaces["blue"]) == [("10.10.10.4", False, 1005, 0)]
+    assert gateways(interfaces["eth1"]) == [("10.1.0.1", False, 1005, 0)]
+
+
+@pytest.mark.parametrize(("text", "accept_ra", "link_local"), [
+    ("{}", None, True), ("{accept-ra: yes}", True, True), ("{accept-ra: false, link-local: []}", False, False),
+    ("{link-local: [ipv4, ipv6]}", None, True), ("{link-local: [ipv4]}", None, False)])
+def test_router_advertisements(tmp_path: Path, text: str, accept_ra: bool | None, link_local: bool) -> None:
+    eth0 = read_one(tmp_path, f"network:\n  ethernets:\n    eth0: {text}\n")["eth0"]
+    assert (eth0.accept_ra, eth0.ipv6_link_local) == (accept_ra, link_local)
 
 
 # --- robustness ---------------------------------------------------------------------------------
@@ -437,7 +454,7 @@ def test_vrf_routes_and_members_use_the_vrf_table(tmp_path: Path) -> None:
 def test_wrong_types_are_skipped_silently(tmp_path: Path, text: str) -> None:
     facts = read_netplan(make_root(tmp_path, {"etc/netplan/50.yaml": text}))
     for interface in facts.interfaces.values():
-        assert interface.gateway4 is None
+        assert interface.default_routes == ()
 
 
 def test_deeply_nested_values_do_not_crash(tmp_path: Path) -> None:

@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
     IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
     IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
-    Gateway = tuple[IPAddress, bool, int]
 
 SECTIONS = frozenset(("ethernets", "wifis", "modems", "bonds", "bridges", "vlans", "tunnels", "vrfs",
                       "dummy-devices", "virtual-ethernets", "nm-devices"))
@@ -59,15 +58,40 @@ _MAX_DEPTH = 16
 """Deeper YAML is not netplan's (its deepest keys sit about 7 levels down); also stops alias cycles."""
 
 
+class Located(str):
+    """A scalar of netplan's YAML that remembers where it was written, so messages can point there."""
+
+    position: Position
+
+
+class DeclaredRoute(namedtuple("DeclaredRoute", "family gateway on_link table metric position")):
+    """A default route netplan declares: ``gateway4``/``gateway6``, or a route to default, 0.0.0.0/0 or ::/0.
+
+    ``gateway`` is None for a device route (``scope: link`` without ``via``); ``table`` is the main
+    table, a VRF's or the route's own; ``metric`` the kernel's (0 for IPv4, 1024 for IPv6) when unset;
+    ``position`` where its gateway (or destination) is written.
+    """
+
+    __slots__ = ()
+    family: int
+    gateway: IPAddress | None
+    on_link: bool
+    table: int
+    metric: int
+    position: Position | None
+
+
 class NetplanInterface(namedtuple("NetplanInterface", (
-        "netplan_id", "kind", "name", "renderer", "addresses", "dhcp4", "dhcp6",
-        "gateway4", "gateway4_on_link", "gateway4_table",
-        "gateway6", "gateway6_on_link", "gateway6_table", "position"))):
+        "netplan_id", "kind", "name", "renderer", "addresses", "dhcp4", "dhcp6", "accept_ra", "ipv6_link_local",
+        "default_routes", "origins", "position"))):
     """What netplan makes of one definition after merging every file that mentions its ID.
 
     ``name`` is the kernel name when netplan's YAML fixes it, else None (a match by
-    MAC, driver or glob; an ``nm-devices`` connection). ``gateway4``/``gateway6`` is the default route's gateway, from
-    the main table if there is one there, with its ``on-link`` flag and table.
+    MAC, driver or glob; an ``nm-devices`` connection). ``accept_ra`` is None when unset (networkd
+    then accepts router advertisements unless the link forwards IPv6); ``ipv6_link_local`` whether
+    ``link-local`` keeps IPv6 link-local addressing, without which there are no RAs.
+    ``default_routes``: every default route declared, both families, every table, in written order.
+    ``origins``: where ``dhcp4``, ``dhcp6``, ``accept-ra`` and the first of ``addresses`` are written.
     ``position`` is the ID's key in the last file defining it.
     """
 
@@ -79,12 +103,10 @@ class NetplanInterface(namedtuple("NetplanInterface", (
     addresses: tuple[IPInterface, ...]
     dhcp4: bool
     dhcp6: bool
-    gateway4: IPAddress | None
-    gateway4_on_link: bool
-    gateway4_table: int | None
-    gateway6: IPAddress | None
-    gateway6_on_link: bool
-    gateway6_table: int | None
+    accept_ra: bool | None
+    ipv6_link_local: bool
+    default_routes: tuple[DeclaredRoute, ...]
+    origins: dict[str, Position]
     position: Position | None
 
 
@@ -157,7 +179,7 @@ def _read_section(kind: str, section: Node, shown: str, definitions: dict[str, _
         elif definition.kind != kind:
             continue  # netplan refuses: "Updated definition changes device type"
         definition.position = _position(id_node, shown)
-        _merge(definition.keys, body, 0)
+        _merge(definition.keys, body, shown, 0)
         misplaced.extend(_position(key, shown) for key, _ in _pairs(body) if key.value == MISPLACED_KEY)
 
 
@@ -173,31 +195,37 @@ def _position(node: Node, shown: str) -> Position:
     return Position(shown, mark.line + 1, mark.column + 1)
 
 
-def _merge(target: dict[str, Any], mapping: Node, depth: int) -> dict[str, Any]:
+def _merge(target: dict[str, Any], mapping: Node, shown: str, depth: int) -> dict[str, Any]:
     """Apply one YAML mapping onto ``target`` by netplan's rules: scalars replace, sequences append, mappings merge."""
     if depth > _MAX_DEPTH:
         return target
     for key, value in _pairs(mapping):
         old = target.get(key.value)
         if isinstance(value, MappingNode):
-            target[key.value] = _merge(old if isinstance(old, dict) else {}, value, depth + 1)
+            target[key.value] = _merge(old if isinstance(old, dict) else {}, value, shown, depth + 1)
         elif isinstance(value, SequenceNode):
-            items = [_plain(item, depth + 1) for item in value.value]
+            items = [_plain(item, shown, depth + 1) for item in value.value]
             target[key.value] = old + items if isinstance(old, list) else items
         else:
-            target[key.value] = value.value
+            target[key.value] = _located(value, shown)
     return target
 
 
-def _plain(node: Node, depth: int) -> Any:
-    """A YAML node as str, list or dict; scalars stay text, as netplan reads them."""
+def _plain(node: Node, shown: str, depth: int) -> Any:
+    """A YAML node as str, list or dict; scalars stay text, as netplan reads them, and remember their place."""
     if isinstance(node, ScalarNode):
-        return node.value
+        return _located(node, shown)
     if depth > _MAX_DEPTH:
         return None
     if isinstance(node, SequenceNode):
-        return [_plain(item, depth + 1) for item in node.value]
-    return _merge({}, node, depth)
+        return [_plain(item, shown, depth + 1) for item in node.value]
+    return _merge({}, node, shown, depth)
+
+
+def _located(node: Node, shown: str) -> Located:
+    text = Located(node.value)
+    text.position = _position(node, shown)
+    return text
 
 
 def _vrf_tables(definitions: dict[str, _Definition]) -> dict[str, int]:
@@ -223,16 +251,20 @@ def _interface(netplan_id: str, definition: _Definition, default_renderer: str,
     keys = definition.keys
     own_renderer = keys.get("renderer")
     renderer = (own_renderer if isinstance(own_renderer, str) else None) or definition.section_renderer
-    gateway4 = _default_gateway(keys, 4, vrf_table or MAIN_TABLE)
-    gateway6 = _default_gateway(keys, 6, vrf_table or MAIN_TABLE)
+    link_local = keys.get("link-local")
+    addresses = keys.get("addresses")
+    origins = {key: keys[key].position for key in ("dhcp4", "dhcp6", "accept-ra") if isinstance(keys.get(key), Located)}
+    first_address = next((item for item in addresses if isinstance(item, Located)), None) \
+        if isinstance(addresses, list) else None
+    if first_address is not None:
+        origins["addresses"] = first_address.position
     return NetplanInterface(
         netplan_id=netplan_id, kind=definition.kind, name=_kernel_name(netplan_id, definition),
-        renderer=renderer or default_renderer, addresses=_addresses(keys.get("addresses")),
+        renderer=renderer or default_renderer, addresses=_addresses(addresses),
         dhcp4=_boolean(keys.get("dhcp4")) is True, dhcp6=_boolean(keys.get("dhcp6")) is True,
-        gateway4=gateway4[0] if gateway4 else None, gateway4_on_link=bool(gateway4 and gateway4[1]),
-        gateway4_table=gateway4[2] if gateway4 else None,
-        gateway6=gateway6[0] if gateway6 else None, gateway6_on_link=bool(gateway6 and gateway6[1]),
-        gateway6_table=gateway6[2] if gateway6 else None,
+        accept_ra=_boolean(keys.get("accept-ra")),
+        ipv6_link_local="ipv6" in link_local if isinstance(link_local, list) else True,
+        default_routes=_default_routes(keys, vrf_table or MAIN_TABLE), origins=origins,
         position=definition.position)
 
 
@@ -267,43 +299,49 @@ def _addresses(value: Any) -> tuple[IPInterface, ...]:
     return tuple(found)
 
 
-def _default_gateway(keys: dict[str, Any], version: int, default_table: int) -> Gateway | None:
-    """Gateway, on-link flag and table of the default route to use: main table first, lowest metric, first written."""
-    candidates = []
-    legacy = _address(keys.get("gateway4" if version == 4 else "gateway6"), version)
-    if legacy is not None:
-        candidates.append((legacy, False, default_table, _KERNEL_DEFAULT_METRIC[version]))
+def _default_routes(keys: dict[str, Any], default_table: int) -> tuple[DeclaredRoute, ...]:
+    """Every default route the definition declares, ``gateway4``/``gateway6`` first, then ``routes`` in order."""
+    found = []
+    for version in (4, 6):
+        legacy = keys.get(f"gateway{version}")
+        gateway = _address(legacy, version)
+        if gateway is not None:
+            found.append(DeclaredRoute(version, gateway, False, default_table, _KERNEL_DEFAULT_METRIC[version],
+                                       getattr(legacy, "position", None)))
     routes = keys.get("routes")
     for route in routes if isinstance(routes, list) else ():
-        if not isinstance(route, dict) or not _is_default_route(route, version):
+        family = _default_route_family(route) if isinstance(route, dict) else None
+        if family is None:
             continue
-        via = _address(route.get("via"), version)
-        if via is not None:
-            metric = _unsigned(route.get("metric"))
-            candidates.append((via, _boolean(route.get("on-link")) is True,
-                               _unsigned(route.get("table")) or default_table,  # netplan: table 0 means unset
-                               _KERNEL_DEFAULT_METRIC[version] if metric is None else metric))
-    if not candidates:
-        return None
-    best = min(range(len(candidates)), key=lambda i: (candidates[i][2] != MAIN_TABLE, candidates[i][3], i))
-    return candidates[best][:3]
+        via = route.get("via")
+        gateway = _address(via, family)
+        if gateway is None and (via is not None or route.get("scope") != "link"):
+            continue  # netplan refuses a unicast route without a usable 'via' unless it is scope link
+        metric = _unsigned(route.get("metric"))
+        where = via if via is not None else route.get("to")
+        found.append(DeclaredRoute(family, gateway, _boolean(route.get("on-link")) is True,
+                                   _unsigned(route.get("table")) or default_table,  # netplan: table 0 means unset
+                                   _KERNEL_DEFAULT_METRIC[family] if metric is None else metric,
+                                   getattr(where, "position", None)))
+    return tuple(found)
 
 
-def _is_default_route(route: dict[str, Any], version: int) -> bool:
-    """``to: default`` (its family is the gateway's), or a destination with prefix length 0, of unicast type."""
+def _default_route_family(route: dict[str, Any]) -> int | None:
+    """4 or 6 for a unicast default route (``to: default`` takes its family from ``via``), else None."""
     kind = route.get("type", "unicast")
     if not isinstance(kind, str) or kind.lower() != "unicast":
-        return False
+        return None
     to = route.get("to")
     if to == "default":
-        return True
+        via = route.get("via")
+        return 6 if isinstance(via, str) and ":" in via else 4 if isinstance(via, str) else None
     if not isinstance(to, str) or "/" not in to:
-        return False  # networkd reads a bare "0.0.0.0" as 0.0.0.0/32
+        return None  # networkd reads a bare "0.0.0.0" as 0.0.0.0/32
     try:
         network = ipaddress.ip_network(to, strict=False)
     except ValueError:
-        return False
-    return network.prefixlen == 0 and network.version == version
+        return None
+    return network.version if network.prefixlen == 0 else None
 
 
 def _address(value: Any, version: int) -> IPAddress | None:

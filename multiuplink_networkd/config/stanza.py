@@ -9,11 +9,9 @@ that netplan really defines, a gateway to route through.
 
 from __future__ import annotations
 
-import ipaddress
-
 from ..errors import ConfigError, ConfigErrors, Position
 from ..model import Settings, Uplink
-from . import netplan, schema
+from . import netplan, routes, schema
 from .inputs import stanza_files
 from .yamlsource import load_file
 
@@ -128,7 +126,7 @@ class _Builder:
     def build(self, merged: Merged, positions: dict[str, Position]) -> tuple[Uplink, ...]:
         names = sorted(merged)
         resolved = {name: self.resolve_interface(name, merged[name], positions[name]) for name in names}
-        self.reject_shared_interfaces(names, merged, resolved)
+        sharing = [definition.netplan_id for definition in resolved.values() if definition is not None]
         marks = self.allocate_marks(names, merged, positions)
         tables = self.allocate_tables(names, merged, marks)
         uplinks = []
@@ -136,13 +134,15 @@ class _Builder:
             definition = resolved[name]
             if definition is None or name not in marks or name not in tables:
                 continue
-            route = self.resolve_route(name, merged[name], definition)
-            if route is None:
+            by_address = sharing.count(definition.netplan_id) > 1 or routes.several_isps(definition)
+            found = routes.RouteResolver(name, merged[name], definition, by_address, self.error).resolve()
+            if found is None:
                 continue
-            gateway, addresses = route
             uplinks.append(Uplink(name=name, netplan_id=definition.netplan_id, interface=definition.name,
                                   mark=marks[name], fwmark=marks[name] << self.shift, table=tables[name],
-                                  gateway=gateway, addresses=addresses))
+                                  routes=found.routes, addresses=found.addresses,
+                                  addresses_origin=found.addresses_origin, by_address=by_address))
+        self.reject_shared_addresses(uplinks, merged)
         return tuple(uplinks)
 
     def resolve_interface(self, name: str, entry: dict[str, Setting], position: Position) -> NetplanInterface | None:
@@ -185,19 +185,19 @@ class _Builder:
             return None
         return definition
 
-    def reject_shared_interfaces(self, names: list[str], merged: Merged,
-                                 resolved: dict[str, NetplanInterface | None]) -> None:
-        owner: dict[str, str] = {}
-        for name in names:
-            definition = resolved[name]
-            if definition is None:
-                continue
-            first = owner.setdefault(definition.netplan_id, name)
-            if first != name:
-                self.error(merged[name]["interface"].position,
-                           f"interface '{definition.netplan_id}' is already the interface of uplink '{first}'",
-                           "each interface can carry one uplink")
-                resolved[name] = None
+    def reject_shared_addresses(self, uplinks: list[Uplink], merged: Merged) -> None:
+        """Uplinks selected by address on one interface must not share an address: it could not tell them apart."""
+        owner: dict[tuple[str, object], str] = {}
+        for uplink in uplinks:
+            for address in uplink.addresses if uplink.by_address else ():
+                first = owner.setdefault((uplink.interface, address.ip), uplink.name)
+                if first != uplink.name:
+                    entry = merged[uplink.name]
+                    self.error((entry.get("addresses") or entry["interface"]).position,
+                               f"address {address.ip} of uplink '{uplink.name}' is also an address of uplink "
+                               f"'{first}' on interface '{uplink.interface}'",
+                               "each ISP on a shared interface needs addresses of its own: connections are "
+                               "told apart by the address they arrive for")
 
     def allocate_marks(self, names: list[str], merged: Merged, positions: dict[str, Position]) -> dict[str, int]:
         """Explicit marks first, then the smallest free numbers in name order."""
@@ -259,53 +259,6 @@ class _Builder:
                 if allocated is not None:
                     chosen[name], used[allocated] = allocated, name
         return chosen
-
-    def resolve_route(self, name: str, entry: dict[str, Setting], definition: NetplanInterface
-                      ) -> tuple[ipaddress.IPv4Address, tuple[ipaddress.IPv4Interface, ...]] | None:
-        """Gateway and addresses: the stanza's keys win over what netplan declares."""
-        addresses = self.parse_addresses(name, entry.get("addresses"))
-        if addresses is None:
-            return None
-        if not addresses:
-            addresses = tuple(a for a in definition.addresses if a.version == 4)
-        if not addresses:
-            self.error(entry["interface"].position, f"uplink '{name}' has no static IPv4 address",
-                       f"give interface '{definition.netplan_id}' static 'addresses' in netplan, or set "
-                       "'addresses:' here (DHCP uplinks are not supported yet)")
-            return None
-        gateway_setting = entry.get("gateway")
-        if gateway_setting is None:
-            if not isinstance(definition.gateway4, ipaddress.IPv4Address):
-                self.error(entry["interface"].position, f"no IPv4 gateway found for uplink '{name}' "
-                           f"(interface '{definition.netplan_id}')",
-                           "declare a default route for it in netplan ('routes: [{to: default, via: ...}]') "
-                           "or set 'gateway:' here")
-                return None
-            return definition.gateway4, addresses
-        try:
-            gateway = ipaddress.IPv4Address(gateway_setting.value)
-        except ValueError:
-            self.error(gateway_setting.position, f"invalid IPv4 address '{gateway_setting.value}' for "
-                       f"'gateway' of uplink '{name}'", "write an IPv4 address such as 203.0.113.1")
-            return None
-        if not any(gateway in a.network for a in addresses):
-            self.error(gateway_setting.position, f"gateway {gateway} of uplink '{name}' is not in the network "
-                       f"of any of its addresses", "use a gateway on the uplink's own subnet")
-            return None
-        return gateway, addresses
-
-    def parse_addresses(self, name: str, setting: Setting | None) -> tuple[ipaddress.IPv4Interface, ...] | None:
-        if setting is None:
-            return ()
-        parsed = []
-        for index, text in enumerate(setting.value):
-            try:
-                parsed.append(ipaddress.IPv4Interface(text))
-            except ValueError:
-                self.error(setting.value.item_positions[index], f"invalid IPv4 address '{text}' in "
-                           f"'addresses' of uplink '{name}'",
-                           "write an address with prefix length such as 203.0.113.8/24")
-        return None if len(parsed) != len(setting.value) else tuple(parsed)
 
 
 def _safe_name(name: str, longest: int) -> bool:

@@ -20,7 +20,7 @@ import contextlib
 
 from .. import paths
 from ..errors import HostError
-from ..model import PolicyRule
+from ..model import PolicyRule, TableRoute
 from ..render import manifest
 from . import networkd, sysctl, writer
 from .netfilter import Ruleset
@@ -198,15 +198,24 @@ def _rp_filter_changes(old: Iterable[AppliedUplink], new: Iterable[AppliedUplink
 def _links(old: Sequence[AppliedUplink], new: Sequence[AppliedUplink], changed: set[str], live: set[PolicyRule],
            live_routes: set[networkd.LiveRoute]) -> tuple[list[networkd.Link], list[networkd.Link]]:
     """Links networkd must act on, forwards and for undo: changed drop-ins, and links whose rules or table routes
-    are not live."""
-    old_by_dropin = {uplink.dropin: uplink for uplink in old}
-    new_by_dropin = {uplink.dropin: uplink for uplink in new}
+    are not live.
+
+    A drop-in may carry several uplinks (ISPs sharing an interface): its link must have all their rules and routes.
+    """
+    def by_dropin(uplinks: Sequence[AppliedUplink]) -> dict[str, tuple[str, set[PolicyRule], set[TableRoute]]]:
+        found: dict[str, tuple[str, set[PolicyRule], set[TableRoute]]] = {}
+        for uplink in uplinks:
+            _, rules, routes = found.setdefault(uplink.dropin, (uplink.interface, set(), set()))
+            rules.update(uplink.rules)
+            routes.update(uplink.routes)
+        return found
+
+    old_by_dropin, new_by_dropin = by_dropin(old), by_dropin(new)
     forward, backward = [], []
     for dropin in sorted(set(old_by_dropin) | set(new_by_dropin)):
-        was, will = old_by_dropin.get(dropin), new_by_dropin.get(dropin)
-        interface = next(uplink.interface for uplink in (will, was) if uplink is not None)
-        wanted, previous = (will.rules if will else ()), (was.rules if was else ())
-        wanted_routes, previous_routes = (will.routes if will else ()), (was.routes if was else ())
+        interface, wanted, wanted_routes = new_by_dropin.get(dropin, ("", set(), set()))
+        _, previous, previous_routes = old_by_dropin.get(dropin, (interface, set(), set()))
+        interface = interface or old_by_dropin[dropin][0]
         rewritten = dropin in changed
         link = networkd.Link(interface, wanted, previous, rewritten, wanted_routes, previous_routes)
         if rewritten or (not link.converged(live, live_routes) and networkd.has_carrier(interface)):

@@ -12,6 +12,7 @@ are not waited for: networkd configures them when they come up.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from collections import namedtuple
@@ -75,34 +76,44 @@ def _table_number(table: object) -> int | None:
     return _TABLE_NUMBERS.get(name) or (int(name) if name.isdigit() else None)
 
 
+def kernel_families() -> tuple[int, ...]:
+    """The address families this kernel has: a kernel booted with ipv6.disable=1 cannot even list IPv6 rules."""
+    return (4, 6) if os.path.exists("/proc/net/if_inet6") else (4,)
+
+
 def live_rules() -> set[PolicyRule]:
-    """The fwmark rules the kernel has now (IPv4)."""
+    """The fwmark rules the kernel has now, in every family it has."""
     rules = set()
-    for rule in json.loads(run(["ip", "-4", "-j", "rule", "show"]) or "[]"):
-        table_number = _table_number(rule.get("table", ""))
-        if "fwmark" in rule and table_number is not None:
-            suppress = rule.get("suppress_prefixlen")
-            rules.add(PolicyRule(priority=int(rule.get("priority", 0)), fwmark=int(rule["fwmark"], 0),
-                                 mask=int(rule.get("fwmask", "0xffffffff"), 0), table=table_number,
-                                 suppress_prefixlength=None if suppress is None else int(suppress)))
+    for family in kernel_families():
+        for rule in json.loads(run(["ip", f"-{family}", "-j", "rule", "show"]) or "[]"):
+            table_number = _table_number(rule.get("table", ""))
+            if "fwmark" in rule and table_number is not None:
+                suppress = rule.get("suppress_prefixlen")
+                rules.add(PolicyRule(family=family, priority=int(rule.get("priority", 0)),
+                                     fwmark=int(rule["fwmark"], 0), mask=int(rule.get("fwmask", "0xffffffff"), 0),
+                                     table=table_number,
+                                     suppress_prefixlength=None if suppress is None else int(suppress)))
     return rules
 
 
 def describe_rule(rule: PolicyRule) -> str:
-    """As ``ip rule`` lists it."""
+    """As ``ip rule`` (``ip -6 rule``) lists it."""
     table = next((name for name, number in _TABLE_NUMBERS.items() if number == rule.table), str(rule.table))
     suppress = "" if rule.suppress_prefixlength is None else f" suppress_prefixlength {rule.suppress_prefixlength}"
-    return f"{rule.priority}: from all fwmark {rule.fwmark:#x}/{rule.mask:#x} lookup {table}{suppress}"
+    family = "" if rule.family == 4 else "IPv6 "
+    return f"{family}{rule.priority}: from all fwmark {rule.fwmark:#x}/{rule.mask:#x} lookup {table}{suppress}"
 
 
 def live_routes() -> set[LiveRoute]:
-    """The unicast routes the kernel has now in tables other than main, local and default (IPv4)."""
+    """The unicast routes the kernel has now in tables other than main, local and default, in every family."""
     routes = set()
-    for route in json.loads(run(["ip", "-4", "-j", "route", "show", "table", "all"]) or "[]"):
-        table = _table_number(route.get("table", "main"))
-        if table is not None and table not in _TABLE_NUMBERS.values() and "dev" in route \
-                and route.get("type", "unicast") == "unicast":
-            routes.add(LiveRoute(str(route["dev"]), TableRoute(table, str(route["dst"]), route.get("gateway"))))
+    for family in kernel_families():
+        for route in json.loads(run(["ip", f"-{family}", "-j", "route", "show", "table", "all"]) or "[]"):
+            table = _table_number(route.get("table", "main"))
+            if table is not None and table not in _TABLE_NUMBERS.values() and "dev" in route \
+                    and route.get("type", "unicast") == "unicast":
+                routes.add(LiveRoute(str(route["dev"]),
+                                     TableRoute(family, table, str(route["dst"]), route.get("gateway"))))
     return routes
 
 

@@ -6,7 +6,8 @@ idempotent. iptables-restore has no "add if absent", so the jumps from the
 built-in chains are added to the loader's input only where ``iptables-save``
 shows them missing (:func:`restore_input`). Each uplink's counters are the
 rules whose comment is the counter's name (:mod:`.counters`), one rule per
-uplink and hook: iptables matches rule after rule anyway.
+uplink and hook (and per address, for an uplink selected by address):
+iptables matches rule after rule anyway.
 """
 
 from __future__ import annotations
@@ -27,12 +28,15 @@ def render(settings: Settings) -> str:
     lines = [f"*{TABLE}"] + [f":{chain} - [0:0]" for _, chain in HOOKS]
     for u in settings.uplinks:
         mark = f"{u.fwmark:#x}/{mask}"
-        arrived = f"-A MULTIUPLINK_PREROUTING -i {u.interface} -m comment --comment {counters.name('in', u.name)}"
-        lines += [
-            f"-A MULTIUPLINK_PREROUTING -i {u.interface} -m conntrack --ctdir ORIGINAL -m connmark ! --mark {mark} "
-            f"-m comment --comment {counters.name('connections', u.name)} -j CONNMARK --set-mark {mark}",
-            arrived + (" -j RETURN" if settings.router_mode else ""),  # what arrives on an uplink is never restored
-        ]
+        for selector in [f" -d {a.ip}" for a in u.addresses if a.version == 4] if u.by_address else [""]:
+            arrived = (f"-A MULTIUPLINK_PREROUTING -i {u.interface}{selector} -m comment --comment "
+                       f"{counters.name('in', u.name)}")
+            lines += [
+                f"-A MULTIUPLINK_PREROUTING -i {u.interface}{selector} -m conntrack --ctdir ORIGINAL -m connmark "
+                f"! --mark {mark} -m comment --comment {counters.name('connections', u.name)} -j CONNMARK "
+                f"--set-mark {mark}",
+                arrived + (" -j RETURN" if settings.router_mode else ""),  # what arrives on an uplink is never restored
+            ]
     restoring = [chain for builtin, chain in HOOKS if settings.router_mode or builtin == "OUTPUT"]
     lines += [f"-A {chain} -m connmark --mark {u.fwmark:#x}/{mask} -m comment --comment "
               f"{counters.name('out', u.name)} -j CONNMARK --restore-mark --nfmask {mask} --ctmask {mask}"
@@ -46,7 +50,7 @@ _COUNTED = re.compile(r"^\[(\d+):(\d+)\] -A MULTIUPLINK_\w+ .*-m comment --comme
 
 def read_counters(saved: str) -> dict[str, tuple[int, int]]:
     """``{name: (packets, bytes)}`` from ``iptables-save -c -t mangle``, summed over the rules that share a name
-    (``out_*`` counts in PREROUTING and OUTPUT)."""
+    (``out_*`` counts in PREROUTING and OUTPUT; an uplink on a shared interface counts one rule per address)."""
     found: dict[str, tuple[int, int]] = {}
     for line in saved.splitlines():
         counted = _COUNTED.match(line)

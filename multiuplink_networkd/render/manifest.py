@@ -66,7 +66,7 @@ def parse(text: str | None) -> Manifest:
             AppliedUplink(name=str(u["name"]), interface=_interface(u["interface"]), dropin=str(u["dropin"]),
                           rp_filter=int(u["rp_filter"]), rules=tuple(_rule(r) for r in u["rules"]),
                           table=int(u["table"]), fwmark=int(u["fwmark"]),
-                          routes=tuple(TableRoute(int(r["table"]), str(r["destination"]),
+                          routes=tuple(TableRoute(int(r.get("family", 4)), int(r["table"]), str(r["destination"]),
                                                   None if r["gateway"] is None else str(r["gateway"]))
                                        for r in u["routes"]))
             for u in data["uplinks"]))
@@ -75,7 +75,8 @@ def parse(text: str | None) -> Manifest:
 
 
 def _rule(fields: dict[str, int | None]) -> PolicyRule:
-    return PolicyRule(**{key: None if value is None else int(value) for key, value in fields.items()})
+    """A rule; one written before rules had a family is IPv4's."""
+    return PolicyRule(**{"family": 4, **{key: None if value is None else int(value) for key, value in fields.items()}})
 
 
 def _interface(value: object) -> str:

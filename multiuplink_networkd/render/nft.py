@@ -27,6 +27,10 @@ import json
 from ..model import Settings
 from . import counters
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..model import Uplink
+
 TABLE = "multiuplink"
 _FULL = 0xFFFFFFFF
 
@@ -54,7 +58,6 @@ def render(settings: Settings) -> str:
             f'\t\tcounter name "{counters.name("out", uplink.name)}" meta mark set meta mark {set_mark}',
             "\t}",
         ]
-    by_interface = ", ".join(f'"{u.interface}" : goto mark_{u.name}' for u in settings.uplinks)
     by_mark = ", ".join(f"{u.fwmark:#x} : goto restore_{u.name}" for u in settings.uplinks)
     restore = f"ct mark and {mask} vmap {{ {by_mark} }}"
     lines += [
@@ -62,7 +65,7 @@ def render(settings: Settings) -> str:
         "\t# connections the host or a LAN opens follow the main table.",
         "\tchain prerouting {",
         "\t\ttype filter hook prerouting priority mangle; policy accept;",
-        f"\t\tiifname vmap {{ {by_interface} }}",
+        *_marking(settings.uplinks),
     ]
     if settings.router_mode:
         lines += [
@@ -127,3 +130,19 @@ def _live_shape(listed: str) -> dict[str, int]:
             name = str(item["rule"]["chain"])
             chains[name] = chains.get(name, 0) + 1
     return chains
+
+
+def _marking(uplinks: tuple[Uplink, ...]) -> list[str]:
+    """One verdict map by interface, and for interfaces several ISPs share, one by interface and address.
+
+    O(1) per packet either way; the uplinks of a shared interface never appear in the first map. A packet
+    that matches goes to its uplink's chain for good (goto): what follows is for packets of no uplink.
+    """
+    whole = ", ".join(f'"{u.interface}" : goto mark_{u.name}' for u in uplinks if not u.by_address)
+    lines = [f"\t\tiifname vmap {{ {whole} }}"] if whole else []
+    for family, selector in ((4, "ip daddr"), (6, "ip6 daddr")):
+        pairs = ", ".join(f'"{u.interface}" . {a.ip} : goto mark_{u.name}'
+                          for u in uplinks if u.by_address for a in u.addresses if a.version == family)
+        if pairs:
+            lines.append(f"\t\tiifname . {selector} vmap {{ {pairs} }}")
+    return lines

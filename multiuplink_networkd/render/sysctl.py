@@ -12,5 +12,6 @@ from ..model import Settings
 def render(settings: Settings) -> str:
     value = settings.rp_filter_value()
     lines = ["# Strict reverse-path filtering would drop the replies routed by mark."]
-    lines += [f"net/ipv4/conf/{u.interface}/rp_filter = {value}" for u in settings.uplinks]
+    lines += [f"net/ipv4/conf/{interface}/rp_filter = {value}"
+              for interface in dict.fromkeys(u.interface for u in settings.uplinks)]
     return "\n".join(lines) + "\n"

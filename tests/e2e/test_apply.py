@@ -76,7 +76,8 @@ def test_failed_ruleset_load_rolls_everything_back(host: Host, tmp_path: Path) -
 
 
 def test_failing_ip_while_networkd_converges_rolls_everything_back(host: Host, tmp_path: Path) -> None:
-    """``ip rule show`` fails after networkd was told (the second call of the run): everything is undone."""
+    """``ip rule show`` fails after networkd was told (the third call: the plan lists both families' rules
+    before): everything is undone."""
     host.multiuplink("apply")
     host.wait_uplinks("isp1", "isp2")
     before = (sorted(host.rules().splitlines()), host.nft(),
@@ -86,7 +87,7 @@ def test_failing_ip_while_networkd_converges_rolls_everything_back(host: Host, t
     (wrapped / "ip").write_text(f"""#!/bin/sh
 case "$*" in *"rule show"*)
     echo x >> {tmp_path}/rule-shows
-    [ "$(wc -l < {tmp_path}/rule-shows)" = 2 ] && {{ echo 'injected: cannot list rules' >&2; exit 2; }};;
+    [ "$(wc -l < {tmp_path}/rule-shows)" = 3 ] && {{ echo 'injected: cannot list rules' >&2; exit 2; }};;
 esac
 exec /usr/sbin/ip "$@"
 """)
