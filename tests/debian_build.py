@@ -22,6 +22,8 @@ _IGNORED = shutil.ignore_patterns(".git", ".pybuild", "__pycache__", "*.pyc", ".
                                   "dist", "*.egg-info", ".benchmarks")
 
 _cache: dict[str, Path] = {}
+BUILD_SECONDS: dict[str, float] = {}
+"""How long each .deb of the session took to build, by file name (reports print it)."""
 
 
 class BuildError(RuntimeError):

@@ -9,11 +9,16 @@ and what a client and the guest's kernel show of our configuration.
 from __future__ import annotations
 
 import contextlib
+import shutil
+import subprocess
 from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from tests.debian_build import build_environment
 
 from . import topology
 from .boot import Booted, Guest
-from .product import MAIN_FIRST_RULE, REPO, RULE, TABLE_ROUTE as _TABLE_ROUTE_BY_ISP
+from .product import MAIN_FIRST_RULE, REPO, RULE, STANZA, TABLE_ROUTE as _TABLE_ROUTE_BY_ISP
 from .topology import HOST_ADDR, Topology
 
 EXAMPLE = REPO / "examples/two-isps/etc/netplan"
@@ -30,17 +35,37 @@ SETTLE = 15.0  # seconds for networkd to (re)configure after a boot or a fault (
 PROBE_TIMEOUT = 1.0  # a connect on these veths answers in milliseconds; a dropped SYN costs this much
 
 
-# --- booting ------------------------------------------------------------------
+# --- the guest and booting ------------------------------------------------------
 
 @contextlib.contextmanager
-def power_on(guest: Guest) -> Iterator[tuple[Topology, Booted]]:
+def host_guest(*debs: Path, netplan: str = NETPLAN_YAML) -> Iterator[Guest]:
+    """A guest without the package: netplan's YAML, our stanza, an HTTP service; the .debs in /var/tmp."""
+    with Guest() as guest:
+        guest.write(NETPLAN_FILE, netplan, mode=0o600)
+        guest.write(STANZA, STANZA_YAML, mode=0o600)
+        guest.enable_http()
+        for deb in debs:
+            shutil.copy(deb, guest.root / "var/tmp" / deb.name)  # nspawn mounts a tmpfs on /tmp
+        yield guest
+
+
+def install_offline(guest: Guest, deb: Path) -> None:
+    """``chroot ROOT dpkg -i``, as an image builder installs into a tree that never booted."""
+    installed = subprocess.run(["chroot", str(guest.root), "dpkg", "-i", f"/var/tmp/{deb.name}"],
+                               capture_output=True, text=True, env=build_environment(Path("/tmp")),
+                               check=False, timeout=180)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+
+
+@contextlib.contextmanager
+def power_on(guest: Guest, dhcp: bool = False) -> Iterator[tuple[Topology, Booted]]:
     """Boot ``guest`` as the host of a fresh topology; a failed check shows the guest's journal tail.
 
     Fresh namespaces for every boot: a real reboot starts with empty kernel
     state, while a namespace kept from the previous boot would still hold
-    that boot's nft table, rules and sysctls.
+    that boot's nft table, rules and sysctls. ``dhcp``: the ISPs hand out leases.
     """
-    with Topology(configure_host=False) as topo, guest.boot(topo.host_ns) as booted:
+    with Topology(configure_host=False, dhcp=dhcp) as topo, guest.boot(topo.host_ns) as booted:
         try:
             yield topo, booted
         except AssertionError as error:  # every failed check while the guest runs shows its journal

@@ -2,7 +2,8 @@
 
 A ``Host`` is the BCP38 topology with a real systemd-networkd (and private
 D-Bus) in the host namespace, configured from netplan's own output for the
-example YAML; ``multiuplink(...)`` runs our CLI there.
+example YAML (or the netplan YAML and stanza a test gives); ``multiuplink(...)``
+runs our CLI there.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 
 from . import netns
 from .networkd import NETWORKD, Networkd
-from .topology import GATEWAY, HOST_IFNAME, Topology
+from .topology import GATEWAY, HOST_IFNAME, SHARED_IFNAME, Topology
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "two-isps"
@@ -50,19 +51,34 @@ def netplan_generate(root: Path) -> None:
 
 
 class Host:
-    """Topology + real networkd in the host netns, configured by netplan from ``root``."""
+    """Topology + real networkd in the host netns, configured by netplan from ``root``.
 
-    def __init__(self, root: Path) -> None:
+    The example's netplan YAML and stanza, or ``netplan`` (the text of
+    etc/netplan/50-uplinks.yaml) and ``stanza``; ``dhcp`` and ``shared_nic`` pick the
+    topology's variant.
+    """
+
+    def __init__(self, root: Path, netplan: str | None = None, stanza: str | None = None, dhcp: bool = False,
+                 shared_nic: bool = False) -> None:
         self.root = root
+        self.netplan = netplan
+        self.stanza_text = stanza
+        self.dhcp = dhcp
+        self.shared_nic = shared_nic
         self._stack = ExitStack()
 
     def __enter__(self) -> Host:
         shutil.copytree(EXAMPLE, self.root, dirs_exist_ok=True)
+        if self.netplan is not None:
+            (self.root / "etc/netplan/50-uplinks.yaml").write_text(self.netplan)
+        if self.stanza_text is not None:
+            self.stanza.write_text(self.stanza_text)
         netplan_generate(self.root)
-        self.topology = self._stack.enter_context(Topology(configure_host=False))
+        self.topology = self._stack.enter_context(Topology(configure_host=False, dhcp=self.dhcp,
+                                                           shared_nic=self.shared_nic))
         self.networkd = self._stack.enter_context(
             Networkd(self.topology.host_ns, str(self.root / "run/systemd/network")))
-        for ifname in ("eth1", "eth2"):
+        for ifname in [SHARED_IFNAME] if self.shared_nic else HOST_IFNAME.values():
             self.networkd.wait_configured(ifname)
         self._stack.enter_context(self.topology.serve_http())
         return self
@@ -114,8 +130,10 @@ class Host:
     def wait_uplinks(self, *isps: str) -> None:
         """Until networkd has installed the rules and table routes of ``isps``."""
         for isp in isps:
-            self.networkd.wait_configured(HOST_IFNAME[isp], rules=[MAIN_FIRST_RULE[isp], RULE[isp]],
-                                          routes=[TABLE_ROUTE[isp]])
+            table, route = TABLE_ROUTE[isp]
+            ifname = SHARED_IFNAME if self.shared_nic else HOST_IFNAME[isp]
+            self.networkd.wait_configured(ifname, rules=[MAIN_FIRST_RULE[isp], RULE[isp]],
+                                          routes=[(table, route.replace(HOST_IFNAME[isp], ifname))])
 
     def reachable(self) -> dict[str, bool]:
         return {isp: self.topology.tcp_reachable(isp) for isp in ("isp1", "isp2")}

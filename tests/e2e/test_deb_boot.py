@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -37,22 +36,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.debian_build import PACKAGE, BuildError, build_deb, build_environment, copy_source, missing_build_tools
+from tests.debian_build import BUILD_SECONDS, PACKAGE, BuildError, build_environment, copy_source
 
 from .boot import BOOT_REQUIREMENTS, Booted, Guest
 from .guest_product import (
     BOTH,
     CACHE,
-    NETPLAN_FILE,
-    NETPLAN_YAML,
-    STANZA_YAML,
     UNIT,
     WANTS_LINK,
     cache_is_current,
     existing,
     exists,
     guest_fingerprint,
+    host_guest,
     http_get,
+    install_offline,
     power_on,
     reachable,
     wait_configured,
@@ -74,21 +72,9 @@ CONFIGURED_FILES = ["/run/multiuplink/lock", "/run/multiuplink/manifest.json", "
                     "/run/systemd/network/10-netplan-eth1.network.d/50-multiuplink.conf",
                     "/run/systemd/network/10-netplan-eth2.network.d/50-multiuplink.conf"]
 DPKG_TIMEOUT = 180.0
-BUILD_SECONDS: dict[str, float] = {}
 
 
-# --- the packages -------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    reason = missing_build_tools()
-    if reason:
-        pytest.skip(reason)
-    started = time.monotonic()
-    built = build_deb(tmp_path_factory.mktemp("deb"))
-    BUILD_SECONDS[built.name] = time.monotonic() - started  # ~0 when another module built it first
-    return built
-
+# --- the packages (the .deb of this tree: the ``deb`` fixture of conftest.py) ---
 
 def _bumped(version: str) -> str:
     """0.1.0 -> 0.1.1: the last number + 1 (anything else: a Debian and PEP 440 post-release)."""
@@ -138,19 +124,7 @@ def bumped_deb(deb: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
     return built
 
 
-# --- the guest ----------------------------------------------------------------
-
-@contextlib.contextmanager
-def host_guest(*debs: Path) -> Iterator[Guest]:
-    """A guest without the package: netplan's YAML, our stanza, an HTTP service; the .debs in /var/tmp."""
-    with Guest() as guest:
-        guest.write(NETPLAN_FILE, NETPLAN_YAML, mode=0o600)
-        guest.write(STANZA, STANZA_YAML, mode=0o600)
-        guest.enable_http()
-        for deb in debs:
-            shutil.copy(deb, guest.root / "var/tmp" / deb.name)  # nspawn mounts a tmpfs on /tmp
-        yield guest
-
+# --- the guest (host_guest: guest_product.py) -----------------------------------
 
 def dpkg(booted: Booted, *argv: str, complaints: list[str] | None = None) -> str:
     """Run dpkg in the running guest, as an administrator would; its output (failing on an error).
@@ -284,10 +258,7 @@ def test_offline_install_then_first_boot_answers_via_both_isps(deb: Path) -> Non
     with host_guest(deb) as guest:
         assert not (guest.root / "run/systemd/system").exists(), "the tree must not look booted to postinst"
         with steps.step("chroot dpkg -i"):
-            installed = subprocess.run(["chroot", str(guest.root), "dpkg", "-i", f"/var/tmp/{deb.name}"],
-                                       capture_output=True, text=True, env=build_environment(Path("/tmp")),
-                                       check=False, timeout=DPKG_TIMEOUT)
-        assert installed.returncode == 0, installed.stdout + installed.stderr
+            install_offline(guest, deb)
         with steps.power_on(guest, "first boot") as (topo, booted):
             with steps.step("until both ISPs answer"):
                 wait_configured_cleanly(booted, topo, "on the first boot after an offline install")

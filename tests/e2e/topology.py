@@ -5,6 +5,13 @@
     client 198.51.100.10 ── core ──┬── isp1 (203.0.113.1) ── eth1 203.0.113.8 ─┐
                                    └── isp2 (192.0.2.1)   ── eth2 192.0.2.31  ─┴ host
 
+Two variants of the ISP side. ``dhcp=True``: each ISP router runs a real
+systemd-networkd that hands the host its address by DHCP (always the same
+one, HOST_ADDR) with itself as router, on a bridge ``tohost`` that on isp2
+also holds a neighbour (NEIGHBOUR, no default route: it talks on-link only).
+``shared_nic=True``: the host has one NIC, eth0, on a switch shared by both
+ISP routers (one subnet from each ISP on it).
+
 The host's main table routes everything via isp1. A connection arriving
 via isp2 is therefore answered via isp1 with source 192.0.2.31, which isp1
 drops (anti-spoofing) -- the problem the product solves. Each ISP does
@@ -24,12 +31,17 @@ which ``ip`` would misparse.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 from . import netns
+from .networkd import Networkd
 
 ISPS = ("isp1", "isp2")
 #: The host's address on the uplink to each ISP (eth1 / eth2).
@@ -39,6 +51,11 @@ GATEWAY = {"isp1": "203.0.113.1", "isp2": "192.0.2.1"}
 #: The prefix each ISP assigned to the host; anything else from it is spoofed.
 CUSTOMER_PREFIX = {"isp1": "203.0.113.0/24", "isp2": "192.0.2.0/24"}
 HOST_IFNAME = {"isp1": "eth1", "isp2": "eth2"}
+#: Fixed MACs of the host's NICs, so a netplan can match them as cloud-init's does.
+HOST_MAC = {"isp1": "02:00:00:00:01:01", "isp2": "02:00:00:00:01:02"}
+#: With dhcp=True: a host on isp2's segment, its subnet only (no default route), no router in between.
+NEIGHBOUR = {"isp2": "192.0.2.50"}
+SHARED_IFNAME = "eth0"
 CLIENT_ADDR = "198.51.100.10"
 CLIENT_GATEWAY = "198.51.100.1"
 #: ISP <-> core transit links (benchmarking range, never leaves the namespaces):
@@ -51,6 +68,21 @@ try:
     socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])).close()
 except OSError:
     sys.exit(1)
+"""
+
+_PROBE = """\
+import socket, sys, time
+address, port, interval, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+print("probing", flush=True)
+while True:
+    started = time.monotonic()
+    try:
+        socket.create_connection((address, port), timeout=timeout).close()
+        answered = 1
+    except OSError:
+        answered = 0
+    print(f"{started:.4f} {answered}", flush=True)
+    time.sleep(max(0.0, interval - (time.monotonic() - started)))
 """
 
 _HTTP_SERVER = """\
@@ -92,18 +124,27 @@ class Topology:
     whatever runs in ``host_ns`` -- networkd, a booted system -- sets them up).
     """
 
-    def __init__(self, configure_host: bool = True, prefix: str | None = None):
+    def __init__(self, configure_host: bool = True, prefix: str | None = None, dhcp: bool = False,
+                 shared_nic: bool = False):
+        assert not (dhcp and shared_nic), "one variant at a time"
         self.configure_host = configure_host
+        self.dhcp = dhcp
+        self.shared_nic = shared_nic
         self.prefix = prefix or netns.unique_prefix()
         self.host_ns = f"{self.prefix}-host"
         self.client_ns = f"{self.prefix}-cli"
         self.core_ns = f"{self.prefix}-core"
         self.isp_ns = {isp: f"{self.prefix}-{isp}" for isp in ISPS}
+        self.neighbour_ns = {isp: f"{self.prefix}-nb{isp[-1]}" for isp in NEIGHBOUR} if dhcp else {}
+        self.switch_ns = f"{self.prefix}-sw" if shared_nic else None
+        self.isp_networkd: dict[str, Networkd] = {}
         self._created: list[str] = []
+        self._stack = contextlib.ExitStack()
 
     @property
     def namespaces(self) -> list[str]:
-        return [self.host_ns, *self.isp_ns.values(), self.core_ns, self.client_ns]
+        extra = [*self.neighbour_ns.values(), *([self.switch_ns] if self.switch_ns else [])]
+        return [self.host_ns, *self.isp_ns.values(), self.core_ns, self.client_ns, *extra]
 
     def __enter__(self) -> Topology:
         try:
@@ -145,12 +186,12 @@ class Topology:
         core, cli = self.core_ns, self.client_ns
         for isp in ISPS:
             isp_ns = self.isp_ns[isp]
-            netns.ip(self.host_ns, "link", "add", HOST_IFNAME[isp], "type", "veth",
-                     "peer", "name", "tohost", "netns", isp_ns)
+            self._link_host(isp)
             netns.ip(isp_ns, "link", "add", "tocore", "type", "veth",
                      "peer", "name", f"to{isp}", "netns", core)
             isp_side, core_side = _TRANSIT[isp]
-            netns.ip(isp_ns, "addr", "add", f"{GATEWAY[isp]}/24", "dev", "tohost")
+            if not self.dhcp:
+                netns.ip(isp_ns, "addr", "add", f"{GATEWAY[isp]}/24", "dev", "tohost")
             netns.ip(isp_ns, "addr", "add", f"{isp_side}/30", "dev", "tocore")
             netns.ip(core, "addr", "add", f"{core_side}/30", "dev", f"to{isp}")
             for ifname in ("tohost", "tocore"):
@@ -163,6 +204,8 @@ class Topology:
                 {f"net.ipv4.conf.{i}.rp_filter": 1 for i in ("tohost", "tocore")},
             )
             netns.run(isp_ns, "nft", "-f", "-", input=self._bcp38_ruleset(isp))
+        if self.dhcp:
+            self._serve_leases()
 
         netns.ip(core, "link", "add", "tocli", "type", "veth", "peer", "name", "eth0",
                  "netns", cli)
@@ -173,28 +216,108 @@ class Topology:
         netns.ip(cli, "route", "add", "default", "via", CLIENT_GATEWAY)
 
         if self.configure_host:
+            assert not self.shared_nic and not self.dhcp, "configure_host is the static two-NIC host"
             for isp in ISPS:
                 ifname = HOST_IFNAME[isp]
                 netns.ip(self.host_ns, "addr", "add", f"{HOST_ADDR[isp]}/24", "dev", ifname)
                 netns.ip(self.host_ns, "link", "set", ifname, "up")
             netns.ip(self.host_ns, "route", "add", "default", "via", GATEWAY["isp1"])
 
+    def _link_host(self, isp: str) -> None:
+        """The host's link to ``isp``: a veth to its router's ``tohost``, or a bridge port (dhcp, shared NIC)."""
+        isp_ns = self.isp_ns[isp]
+        if self.shared_nic:
+            assert self.switch_ns is not None
+            if isp == ISPS[0]:
+                netns.ip(self.switch_ns, "link", "add", "lan", "type", "bridge")
+                netns.ip(self.host_ns, "link", "add", SHARED_IFNAME, "address", HOST_MAC[isp], "type", "veth",
+                         "peer", "name", "host", "netns", self.switch_ns)
+                netns.ip(self.switch_ns, "link", "set", "host", "master", "lan", "up")
+                netns.ip(self.switch_ns, "link", "set", "lan", "up")
+            netns.ip(self.switch_ns, "link", "add", isp, "type", "veth", "peer", "name", "tohost", "netns", isp_ns)
+            netns.ip(self.switch_ns, "link", "set", isp, "master", "lan", "up")
+            return
+        if not self.dhcp:
+            netns.ip(self.host_ns, "link", "add", HOST_IFNAME[isp], "address", HOST_MAC[isp], "type", "veth",
+                     "peer", "name", "tohost", "netns", isp_ns)
+            return
+        netns.ip(isp_ns, "link", "add", "tohost", "type", "bridge")
+        # Where br_netfilter is loaded, bridged frames would pass the router's own forward chain (and look
+        # like hairpins): a segment's switch does not route. Per namespace; -e: no such key without the module.
+        netns.run(isp_ns, "sysctl", "-q", "-e", "-w", "net.bridge.bridge-nf-call-iptables=0",
+                  "net.bridge.bridge-nf-call-ip6tables=0", "net.bridge.bridge-nf-call-arptables=0")
+        netns.ip(self.host_ns, "link", "add", HOST_IFNAME[isp], "address", HOST_MAC[isp], "type", "veth",
+                 "peer", "name", "hostport", "netns", isp_ns)
+        netns.ip(isp_ns, "link", "set", "hostport", "master", "tohost", "up")
+        if isp in NEIGHBOUR:
+            neighbour = self.neighbour_ns[isp]
+            netns.ip(isp_ns, "link", "add", "neighport", "type", "veth", "peer", "name", "eth0", "netns", neighbour)
+            netns.ip(isp_ns, "link", "set", "neighport", "master", "tohost", "up")
+            netns.ip(neighbour, "addr", "add", f"{NEIGHBOUR[isp]}/24", "dev", "eth0")
+            netns.ip(neighbour, "link", "set", "eth0", "up")
+
+    def isp_network(self, isp: str, router: str | None = None, pool_offset: int | None = None) -> str:
+        """The ISP router's networkd config: its address, and a DHCP server that always leases HOST_ADDR.
+
+        ``router``: another address of the router, handed out as the lease's router option;
+        ``pool_offset``: lease another address instead (renumbering).
+        """
+        gateway, host = GATEWAY[isp], HOST_ADDR[isp]
+        addresses = f"Address={gateway}/24\n" + (f"Address={router}/24\n" if router else "")
+        offset = pool_offset if pool_offset is not None else int(host.rsplit(".", 1)[1])
+        router_option = f"Router={router}\n" if router else ""
+        return (f"[Match]\nName=tohost\n\n[Network]\n{addresses}DHCPServer=yes\nConfigureWithoutCarrier=yes\n"
+                f"\n[DHCPServer]\nPoolOffset={offset}\nPoolSize=1\nEmitRouter=yes\n{router_option}EmitDNS=no\n"
+                "DefaultLeaseTimeSec=600\n")
+
+    def _serve_leases(self) -> None:
+        for isp in ISPS:
+            directory = Path(tempfile.mkdtemp(prefix=f"mu-{isp}-network-"))
+            self._stack.callback(shutil.rmtree, directory, ignore_errors=True)
+            (directory / "10-tohost.network").write_text(self.isp_network(isp))
+            self.isp_networkd[isp] = self._stack.enter_context(Networkd(self.isp_ns[isp], str(directory)))
+        for isp, networkd in self.isp_networkd.items():
+            netns.wait_for(functools.partial(self._router_addressed, isp), 15,
+                           f"{isp}'s networkd to configure its router", diagnose=networkd.diagnose)
+
+    def _router_addressed(self, isp: str) -> bool:
+        return GATEWAY[isp] in netns.ip(self.isp_ns[isp], "-4", "addr", "show", "dev", "tohost").stdout
+
+    def reconfigure_isp(self, isp: str, network: str) -> None:
+        """Give ``isp``'s router another networkd config, applied at once (Reload + ReconfigureLink)."""
+        networkd = self.isp_networkd[isp]
+        (Path(networkd.network_dir) / "10-tohost.network").write_text(network)
+        networkd.reload()
+        networkd.reconfigure("tohost")
+
     @staticmethod
     def _bcp38_ruleset(isp: str) -> str:
         # Priority raw: before the routing decision, so this (countable) drop
-        # fires before rp_filter would silently drop the same packet.
+        # fires before rp_filter would silently drop the same packet. A router
+        # sending a packet back out of the segment it came from (a reply that
+        # should have gone to a neighbour directly) is counted and dropped too.
         return f"""
 table inet bcp38 {{
     counter spoofed {{ }}
+    counter hairpin {{ }}
     chain prerouting {{
         type filter hook prerouting priority raw; policy accept;
+        iifname "tohost" ip saddr 0.0.0.0 udp dport 67 accept comment "DHCP before the client has an address"
         iifname "tohost" ip saddr != {CUSTOMER_PREFIX[isp]} counter name "spoofed" drop
+    }}
+    chain forward {{
+        type filter hook forward priority filter; policy accept;
+        iifname "tohost" oifname "tohost" counter name "hairpin" drop
     }}
 }}
 """
 
     def _teardown(self) -> None:
         errors = []
+        try:
+            self._stack.close()  # the ISP routers' networkd, before their namespaces
+        except Exception as exc:
+            errors.append(exc)
         for ns in reversed(self._created):
             try:
                 netns.delete(ns)
@@ -209,28 +332,63 @@ table inet bcp38 {{
         """Run a command in the host's namespace."""
         return netns.run(self.host_ns, *argv, check=check, input=input)
 
-    def tcp_reachable(self, isp: str, port: int = 80, timeout: float = 3.0) -> bool:
+    def tcp_reachable(self, isp: str, port: int = 80, timeout: float = 3.0, address: str | None = None) -> bool:
         """Can the client complete a TCP handshake with the host via ``isp``?
 
-        Connects to the host's address on that uplink; the connect is bounded
-        by ``timeout``. A False means no SYN-ACK came back in time.
+        Connects to the host's address on that uplink (or ``address``, which
+        the core routes via ``isp`` too); the connect is bounded by
+        ``timeout``. A False means no SYN-ACK came back in time.
         """
-        proc = netns.run(
-            self.client_ns, sys.executable, "-c", _CONNECT, HOST_ADDR[isp], str(port),
-            str(timeout), check=False, timeout=timeout + 10,
-        )
+        return self._connect(self.client_ns, address or HOST_ADDR[isp], port, timeout)
+
+    def neighbour_reachable(self, isp: str, port: int = 80, timeout: float = 3.0) -> bool:
+        """Can the neighbour on ``isp``'s segment (dhcp=True) complete a TCP handshake with the host?"""
+        return self._connect(self.neighbour_ns[isp], HOST_ADDR[isp], port, timeout)
+
+    @staticmethod
+    def _connect(ns: str, address: str, port: int, timeout: float) -> bool:
+        proc = netns.run(ns, sys.executable, "-c", _CONNECT, address, str(port), str(timeout), check=False,
+                         timeout=timeout + 10)
         if proc.returncode not in (0, 1):  # the probe itself broke
             raise netns.CommandError(proc.returncode, proc.args, proc.stdout, proc.stderr)
         return proc.returncode == 0
 
     def bcp38_drops(self, isp: str) -> int:
         """Packets ``isp`` dropped because the host sent them with a foreign source."""
-        out = netns.run(self.isp_ns[isp], "nft", "-j", "list", "counter", "inet",
-                        "bcp38", "spoofed").stdout
+        return self._counter(isp, "spoofed")
+
+    def hairpins(self, isp: str) -> int:
+        """Packets ``isp`` dropped because they came from its customer segment and had to go back to it."""
+        return self._counter(isp, "hairpin")
+
+    def _counter(self, isp: str, name: str) -> int:
+        out = netns.run(self.isp_ns[isp], "nft", "-j", "list", "counter", "inet", "bcp38", name).stdout
         for item in json.loads(out)["nftables"]:
             if "counter" in item:
                 return int(item["counter"]["packets"])
         raise AssertionError(f"no counter in nft output: {out}")
+
+    @contextlib.contextmanager
+    def probing(self, address: str, port: int = 80, interval: float = 0.02,
+                timeout: float = 0.2) -> Iterator[list[tuple[float, bool]]]:
+        """Connect from the client to ``address`` every ``interval`` s while the block runs.
+
+        Yields a list that holds ``(time.monotonic() at the attempt, answered)``
+        once the block is left; CLOCK_MONOTONIC is the same in every namespace.
+        """
+        results: list[tuple[float, bool]] = []
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", self.client_ns, sys.executable, "-c", _PROBE, address, str(port),
+             str(interval), str(timeout)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            netns.read_line(proc, 10, f"prober of {address}")
+            yield results
+        finally:
+            proc.terminate()
+            out, _ = proc.communicate(timeout=10)
+            results.extend((float(when), answered == "1") for when, answered in
+                           (line.split() for line in out.splitlines() if line.count(" ") == 1))
 
     @contextlib.contextmanager
     def serve_http(self, port: int = 80, ns: str | None = None) -> Iterator[subprocess.Popen[str]]:
