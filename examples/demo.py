@@ -19,13 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.e2e import netns
 from tests.e2e.product import STANZA, Host
-from tests.e2e.topology import HOST_ADDR
+from tests.e2e.topology import CLIENT_ADDR, CLIENT_ADDR6, HOST_ADDR, HOST_ADDR6
 
 
 def show(title: str, host: Host) -> None:
     print(f"\n{title}")
-    for isp, ok in host.reachable().items():
-        print(f"  client 198.51.100.10 -> {HOST_ADDR[isp]:<12} via {isp}: {'answered' if ok else 'NO ANSWER'}")
+    for family, client, addresses in ((4, CLIENT_ADDR, HOST_ADDR), (6, CLIENT_ADDR6, HOST_ADDR6)):
+        for isp, ok in host.reachable(family, timeout=1.0).items():
+            print(f"  client {client:<14} -> {addresses[isp]:<14} via {isp}: {'answered' if ok else 'NO ANSWER'}")
 
 
 def main() -> int:
@@ -34,10 +35,11 @@ def main() -> int:
         print(f"demo: {reason}", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory(prefix="mu-demo-") as tmp, Host(Path(tmp) / "root") as host:
-        print("A host with two uplinks (eth1 via isp1, eth2 via isp2), netplan + real systemd-networkd;")
-        print("the ISP routers drop packets whose source is not their customer's (BCP38).")
+        print("A dual-stack host with two uplinks (eth1 via isp1, eth2 via isp2), netplan + real systemd-networkd;")
+        print("the ISP routers drop packets whose source is not their customer's (BCP38), IPv4 and IPv6.")
         print(f"\nThe stanza, /{STANZA}:")
         print("".join(f"  | {line}\n" for line in host.stanza.read_text().splitlines()), end="")
+        host.wait_ipv6()
         show("Before (netplan alone: every reply leaves via the main default route, isp1):", host)
         ping = subprocess.Popen(["ip", "netns", "exec", host.topology.client_ns, "ping", "-q", "-i", "0.01", "-c",
                                  "150", HOST_ADDR["isp1"]], stdout=subprocess.PIPE, text=True)
@@ -50,8 +52,9 @@ def main() -> int:
         print(f"\n$ multiuplink apply   ({took:.2f} s until networkd installed the rules; pings via isp1 "
               f"every 10 ms meanwhile: {summary[0] if summary else 'ping not installed'})")
         print("".join(f"  {line}\n" for line in applied.stdout.splitlines()), end="")
-        print("\n$ ip rule   (the policy rules networkd now owns)")
-        print("".join(f"  {line}\n" for line in host.rules().splitlines() if "fwmark" in line), end="")
+        print("\n$ ip rule; ip -6 rule   (the policy rules networkd now owns, one pair per uplink and family)")
+        rules = host.rules() + netns.ip(host.topology.host_ns, "-6", "rule").stdout
+        print("".join(f"  {line}\n" for line in rules.splitlines() if "fwmark" in line), end="")
         show("After (each connection is answered out of the uplink it arrived on):", host)
     return 0
 

@@ -18,6 +18,7 @@ restored.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import __version__, paths
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     try:
         if args.command == "validate":
-            return _validate(settings)
+            return _validate(settings, live=os.path.abspath(args.root_dir) == "/")
         if args.command == "apply":
             return _apply(args.root_dir, settings, args.boot, validated_inputs if settings else None)
         if args.command == "try":
@@ -120,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             error.__cause__, FilesystemError) else EXIT_RUNTIME
 
 
-def _validate(settings: Settings | None) -> int:
+def _validate(settings: Settings | None, live: bool) -> int:
+    """``live``: the root is this host's, so its firewall is checked too."""
     if settings is None:
         print("no stanza files in /{lib,etc,run}/netplan/multiuplink.d/")
         return EXIT_OK
@@ -131,7 +133,20 @@ def _validate(settings: Settings | None) -> int:
             print(f"  {line}")
     print(f"valid: {len(settings.uplinks)} uplink{'s' if len(settings.uplinks) != 1 else ''}, "
           f"backend {settings.backend}, rp-filter {settings.rp_filter}")
+    if live:
+        _warn_reverse_path(settings)
     return EXIT_OK
+
+
+def _warn_reverse_path(settings: Settings) -> None:
+    """Say which strict reverse-path checks of the host's firewall would drop the uplinks' connections."""
+    from .host import rpfilter
+
+    uplinks: dict[str, set[int]] = {}
+    for uplink in settings.uplinks:
+        uplinks.setdefault(uplink.interface, set()).update(uplink.families())
+    for finding in rpfilter.findings(uplinks):
+        print(f"multiuplink: {finding.format()}", file=sys.stderr)
 
 
 def _facts(uplink: Uplink) -> list[str]:
@@ -147,16 +162,23 @@ def _facts(uplink: Uplink) -> list[str]:
         elif route.source == DEVICE:
             lines.append(f"{family} default route out of {uplink.interface} itself"
                          f"{where or ', no gateway declared (a tunnel or point-to-point address)'}")
-        else:
-            what = "the DHCPv4 lease's router" if route.source == DHCP4 else "the routers advertising themselves"
-            lines.append(f"{family} gateway: {what}, followed at run time"
+        elif route.source == DHCP4:
+            lines.append(f"{family} gateway: the DHCPv4 lease's router, followed at run time"
                          f"{f' (enabled at {route.origin!r})' if route.origin else ''}")
+        else:
+            lines.append(f"{family} gateway: the routers advertising themselves, followed at run time" + (
+                f" (enabled at {route.origin!r})" if route.origin else
+                " (systemd-networkd accepts router advertisements unless the host forwards IPv6)"))
+    lines += [f"IPv{version} not served: nothing configures it for this uplink in netplan (addresses, a default "
+              "route, dhcp, accept-ra) or 'family' leaves it out"
+              for version in (4, 6) if version not in uplink.families()]
     if uplink.by_address:
         lines.append(f"only connections for {', '.join(str(a.ip) for a in uplink.addresses)}: "
                      f"{uplink.interface} carries several ISPs")
-    if uplink.addresses:
-        lines.append(f"link routes {', '.join(uplink.link_networks())}, from {uplink.addresses_origin!r}")
-    else:
+    for version, origin in uplink.address_origins:
+        networks = dict.fromkeys(str(a.network) for a in uplink.addresses if a.version == version)
+        lines.append(f"IPv{version} link routes {', '.join(networks)}, from {origin!r}")
+    if not uplink.address_origins:
         lines.append("no static addresses: replies to its subnets follow the main table's link routes")
     return lines
 
@@ -184,6 +206,8 @@ def _apply(root: str, settings: Settings | None, boot: bool, validated_inputs: s
         return EXIT_NETWORKD_DOWN
     print("\n".join(f"changed {item}" for item in applied.changed) if applied.changed
           else "unchanged: nothing to do")
+    if settings and not boot:  # at boot the host's firewall may not be loaded yet
+        _warn_reverse_path(settings)
     return EXIT_OK
 
 

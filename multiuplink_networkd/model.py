@@ -35,7 +35,7 @@ class DefaultRoute(namedtuple("DefaultRoute", "family source gateway origin")):
     origin: Position | None
 
 
-class Uplink(namedtuple("Uplink", "name netplan_id interface mark fwmark table routes addresses addresses_origin "
+class Uplink(namedtuple("Uplink", "name netplan_id interface mark fwmark table routes addresses address_origins "
                                   "by_address")):
     """One uplink, fully resolved.
 
@@ -44,7 +44,8 @@ class Uplink(namedtuple("Uplink", "name netplan_id interface mark fwmark table r
     ``mark``: the number inside the mask; ``fwmark``: that number shifted into
     the mask, as the kernel sees it; ``table``: its routing table;
     ``routes``: its default routes, one per address family it serves, IPv4 first;
-    ``addresses``: its static addresses (their networks are its link routes), from ``addresses_origin``;
+    ``addresses``: its static addresses (their networks are its link routes), in the families it serves;
+    ``address_origins``: ``(family, where they are written)`` for each family that has some;
     ``by_address``: other uplinks share the interface, so a connection belongs to this one
     only when it arrives for one of ``addresses``.
     """
@@ -58,7 +59,7 @@ class Uplink(namedtuple("Uplink", "name netplan_id interface mark fwmark table r
     table: int
     routes: tuple[DefaultRoute, ...]
     addresses: tuple[IPv4Interface | IPv6Interface, ...]
-    addresses_origin: Position | None
+    address_origins: tuple[tuple[int, Position | None], ...]
     by_address: bool
 
     def families(self) -> tuple[int, ...]:

@@ -20,6 +20,7 @@ SYSCTL_FILE = "run/sysctl.d/50-multiuplink.conf"
 STATE_DIR = "run/multiuplink"
 NFT_RULESET = STATE_DIR + "/ruleset.nft"
 IPTABLES_RULESET = STATE_DIR + "/ruleset.iptables"
+IP6TABLES_RULESET = STATE_DIR + "/ruleset.ip6tables"
 MANIFEST = STATE_DIR + "/manifest.json"
 LOCK_FILE = STATE_DIR + "/lock"
 JOURNAL = STATE_DIR + "/journal"
@@ -34,6 +35,7 @@ OWNED_GLOBS = (
     SYSCTL_FILE,
     NFT_RULESET,
     IPTABLES_RULESET,
+    IP6TABLES_RULESET,
     MANIFEST,
 )
 """Everything we write matches one of these; anything matching that we did not just render is stale."""

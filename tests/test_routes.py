@@ -13,7 +13,7 @@ import pytest
 
 from multiuplink_networkd.config import stanza
 from multiuplink_networkd.errors import ConfigErrors
-from multiuplink_networkd.model import DEVICE, DHCP4, STATIC, Uplink
+from multiuplink_networkd.model import DEVICE, DHCP4, RA, STATIC, Uplink
 
 
 def load(tmp_path: Path, interfaces: str, uplinks: str = "up: {interface: eth0}") -> dict[str, Uplink]:
@@ -117,3 +117,44 @@ def test_never_a_silent_pick(tmp_path: Path, interfaces: str, uplinks: str, mess
     with pytest.raises(ConfigErrors) as caught:
         load(tmp_path, interfaces, uplinks)
     assert message in caught.value.format()
+
+
+# --- IPv6 and both families ---------------------------------------------------------------------
+
+def sources(uplink: Uplink) -> list[tuple[int, str, str | None]]:
+    return [(r.family, r.source, None if r.gateway is None else str(r.gateway)) for r in uplink.routes]
+
+
+def test_an_ipv4_and_an_ipv6_gateway_are_one_dual_stack_isp(tmp_path: Path) -> None:
+    up = load(tmp_path, "eth0:\n  addresses: [10.0.0.9/24, '2001:db8::9/64']\n"
+                        "  routes: [{to: default, via: 10.0.0.1}, {to: '::/0', via: '2001:db8::1'}]\n")["up"]
+    assert (up.by_address, sources(up)) == (False, [(4, STATIC, "10.0.0.1"), (6, STATIC, "2001:db8::1")])
+
+
+@pytest.mark.parametrize(("interface", "expected"), [
+    ("eth0:\n  dhcp4: true\n", [(4, DHCP4, None)]),  # networkd may accept RAs, but nothing asks for IPv6
+    ("eth0:\n  dhcp4: true\n  accept-ra: true\n", [(4, DHCP4, None), (6, RA, None)]),
+    ("eth0:\n  dhcp4: true\n  dhcp6: true\n", [(4, DHCP4, None), (6, RA, None)]),  # DHCPv6 routes come from RAs
+    ("eth0:\n  addresses: ['2001:db8::9/64']\n", [(6, RA, None)]),  # networkd's default: RAs accepted
+    ("eth0:\n  addresses: ['2001:db8::9/64']\n  routes: [{to: '::/0', via: fe80::1, on-link: true}]\n",
+     [(6, STATIC, "fe80::1")]),
+    ("eth0:\n  addresses: ['2001:db8::9/128']\n  accept-ra: false\n", [(6, DEVICE, None)]),
+])
+def test_ipv6_sources(tmp_path: Path, interface: str, expected: list[tuple[int, str, str | None]]) -> None:
+    assert sources(load(tmp_path, interface)["up"]) == expected
+
+
+@pytest.mark.parametrize(("family", "expected"), [
+    ("ipv4", [(4, DHCP4, None)]),
+    ("ipv6", [(6, RA, None)]),
+    ("both", [(4, DHCP4, None), (6, RA, None)]),  # 'both' asks for RAs where netplan leaves them to networkd
+])
+def test_family_limits_or_asks(tmp_path: Path, family: str, expected: list[tuple[int, str, str | None]]) -> None:
+    up = load(tmp_path, "eth0:\n  dhcp4: true\n", f"up: {{interface: eth0, family: {family}}}")["up"]
+    assert sources(up) == expected
+
+
+def test_no_router_advertisements_without_link_local_addressing(tmp_path: Path) -> None:
+    with pytest.raises(ConfigErrors) as caught:
+        load(tmp_path, "eth0:\n  addresses: ['2001:db8::9/64']\n  link-local: []\n")
+    assert "no IPv6 gateway found for uplink 'up'" in caught.value.format()

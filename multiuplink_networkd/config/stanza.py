@@ -141,7 +141,7 @@ class _Builder:
             uplinks.append(Uplink(name=name, netplan_id=definition.netplan_id, interface=definition.name,
                                   mark=marks[name], fwmark=marks[name] << self.shift, table=tables[name],
                                   routes=found.routes, addresses=found.addresses,
-                                  addresses_origin=found.addresses_origin, by_address=by_address))
+                                  address_origins=found.address_origins, by_address=by_address))
         self.reject_shared_addresses(uplinks, merged)
         return tuple(uplinks)
 

@@ -160,8 +160,7 @@ def plan(root: str, before: dict[str, str], files: dict[str, str], boot: bool) -
     """
     interrupted = writer.read_state(root, paths.APPLYING)
     steps: list[Step] = []
-    old_ruleset = Ruleset(before.get(paths.NFT_RULESET), before.get(paths.IPTABLES_RULESET))
-    new_ruleset = Ruleset(files.get(paths.NFT_RULESET), files.get(paths.IPTABLES_RULESET))
+    old_ruleset, new_ruleset = Ruleset.of(before), Ruleset.of(files)
     if interrupted is not None or new_ruleset != old_ruleset or not new_ruleset.live():
         steps.append(RulesetStep(old_ruleset, new_ruleset))
     old, new = manifest.parse(before.get(paths.MANIFEST)).uplinks, manifest.parse(files.get(paths.MANIFEST)).uplinks

@@ -134,8 +134,8 @@ def collect(root: str, files: dict[str, str]) -> Status:
     wanted = manifest.parse(files.get(paths.MANIFEST))
     on_disk = writer.read_owned(root)
     stale_files = tuple(sorted(path for path in set(files) | set(on_disk) if files.get(path) != on_disk.get(path)))
-    backend = "nft" if paths.NFT_RULESET in files else "iptables" if paths.IPTABLES_RULESET in files else None
-    ruleset = netfilter.Ruleset(files.get(paths.NFT_RULESET), files.get(paths.IPTABLES_RULESET))
+    ruleset = netfilter.Ruleset.of(files)
+    backend = ruleset.backend()
     state = ruleset.state(backend) if backend else None
     loaded = {"nft": netfilter.nft_loaded(), "iptables": netfilter.iptables_loaded()}
     live_counters = netfilter.counters() if state == netfilter.LOADED else {}

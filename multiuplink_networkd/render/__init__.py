@@ -21,6 +21,8 @@ def render(settings: Settings) -> dict[str, str]:
         if settings.backend == "nft":
             files[paths.NFT_RULESET] = HEADER + nft.render(settings)
         else:
-            files[paths.IPTABLES_RULESET] = HEADER + iptables.render(settings)
+            for family, path in ((4, paths.IPTABLES_RULESET), (6, paths.IP6TABLES_RULESET)):
+                if any(family in u.families() for u in settings.uplinks):
+                    files[path] = HEADER + iptables.render(settings, family)
         files[paths.MANIFEST] = manifest.render(settings)  # JSON: no comment header
     return {path: files[path] for path in sorted(files)}

@@ -1,5 +1,8 @@
 """The same marking in ``iptables-restore`` format, for hosts that manage netfilter with iptables.
 
+One file per address family (``ip6tables-restore`` reads the same format), each
+with the uplinks that serve that family.
+
 Loaded with ``--noflush`` into chains of our own, so the host's other rules
 stay; declaring a chain flushes just that chain, which makes reloads
 idempotent. iptables-restore has no "add if absent", so the jumps from the
@@ -21,14 +24,16 @@ HOOKS = (("PREROUTING", "MULTIUPLINK_PREROUTING"), ("OUTPUT", "MULTIUPLINK_OUTPU
 TABLE = "mangle"
 
 
-def render(settings: Settings) -> str:
-    """The nft ruleset's marking rule for rule. iptables has no verdict maps: a packet walks two rules per uplink
-    in PREROUTING and one per uplink where the mark is restored (the nft backend stays O(1) in uplinks)."""
+def render(settings: Settings, family: int) -> str:
+    """The nft ruleset's marking rule for rule, for the uplinks that serve ``family``. iptables has no verdict maps:
+    a packet walks two rules per uplink in PREROUTING and one per uplink where the mark is restored (the nft
+    backend stays O(1) in uplinks)."""
     mask = f"{settings.mark_mask:#x}"
     lines = [f"*{TABLE}"] + [f":{chain} - [0:0]" for _, chain in HOOKS]
-    for u in settings.uplinks:
+    serving = [u for u in settings.uplinks if family in u.families()]
+    for u in serving:
         mark = f"{u.fwmark:#x}/{mask}"
-        for selector in [f" -d {a.ip}" for a in u.addresses if a.version == 4] if u.by_address else [""]:
+        for selector in [f" -d {a.ip}" for a in u.addresses if a.version == family] if u.by_address else [""]:
             arrived = (f"-A MULTIUPLINK_PREROUTING -i {u.interface}{selector} -m comment --comment "
                        f"{counters.name('in', u.name)}")
             lines += [
@@ -40,7 +45,7 @@ def render(settings: Settings) -> str:
     restoring = [chain for builtin, chain in HOOKS if settings.router_mode or builtin == "OUTPUT"]
     lines += [f"-A {chain} -m connmark --mark {u.fwmark:#x}/{mask} -m comment --comment "
               f"{counters.name('out', u.name)} -j CONNMARK --restore-mark --nfmask {mask} --ctmask {mask}"
-              for chain in restoring for u in settings.uplinks]
+              for chain in restoring for u in serving]
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
 

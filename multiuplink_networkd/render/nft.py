@@ -133,13 +133,18 @@ def _live_shape(listed: str) -> dict[str, int]:
 
 
 def _marking(uplinks: tuple[Uplink, ...]) -> list[str]:
-    """One verdict map by interface, and for interfaces several ISPs share, one by interface and address.
+    """Verdict maps by interface (for uplinks of one family, that family's packets only), and for interfaces
+    several ISPs share, by interface and address.
 
-    O(1) per packet either way; the uplinks of a shared interface never appear in the first map. A packet
-    that matches goes to its uplink's chain for good (goto): what follows is for packets of no uplink.
+    A few lookups per packet whatever the number of uplinks; an uplink appears in one map per family it serves.
+    A packet that matches goes to its uplink's chain for good (goto): what follows is for packets of no uplink.
     """
-    whole = ", ".join(f'"{u.interface}" : goto mark_{u.name}' for u in uplinks if not u.by_address)
-    lines = [f"\t\tiifname vmap {{ {whole} }}"] if whole else []
+    lines = []
+    for families, match in (((4, 6), ""), ((4,), "meta nfproto ipv4 "), ((6,), "meta nfproto ipv6 ")):
+        whole = ", ".join(f'"{u.interface}" : goto mark_{u.name}' for u in uplinks
+                          if not u.by_address and u.families() == families)
+        if whole:
+            lines.append(f"\t\t{match}iifname vmap {{ {whole} }}")
     for family, selector in ((4, "ip daddr"), (6, "ip6 daddr")):
         pairs = ", ".join(f'"{u.interface}" . {a.ip} : goto mark_{u.name}'
                           for u in uplinks if u.by_address for a in u.addresses if a.version == family)
