@@ -113,9 +113,10 @@ def product(count: int, router_mode: bool, work: Path) -> tuple[str, list[str], 
             suppress = "" if rule.suppress_prefixlength is None else " suppress_prefixlength 0"
             batch.append(f"rule add fwmark {rule.fwmark:#x}/{rule.mask:#x} table {rule.table} pref {rule.priority}"
                          + suppress)
-        batch += [f"route add {net} dev {uplink.interface} scope link table {uplink.table}"
-                  for net in uplink.link_networks()]
-        batch.append(f"route add default via {uplink.gateway} dev {uplink.interface} onlink table {uplink.table}")
+        batch += [f"route add {route.destination} dev {uplink.interface} scope link table {route.table}"
+                  if route.gateway is None else
+                  f"route add default via {route.gateway} dev {uplink.interface} onlink table {route.table}"
+                  for route in settings.table_routes(uplink)]
     sysctls = [line.replace("/", ".").replace(" ", "") for line in sysctl.render(settings).splitlines()
                if "=" in line and not line.startswith("#")]
     return nft.render(settings), batch, sysctls

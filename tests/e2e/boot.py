@@ -79,12 +79,12 @@ BASE_MASK = (
 )
 
 HTTP_UNIT = """\
-# Test service: something for the client to connect to on port 80.
+# Test service: something for the client to connect to on port 80, over IPv4 and IPv6 ('::' serves both).
 [Unit]
 Description=multiuplink test HTTP server
 
 [Service]
-ExecStart=/usr/bin/python3 -m http.server --directory /srv 80
+ExecStart=/usr/bin/python3 -m http.server --bind :: --directory /srv 80
 
 [Install]
 WantedBy=multi-user.target

@@ -19,7 +19,7 @@ from tests.debian_build import build_environment
 from . import topology
 from .boot import Booted, Guest
 from .product import MAIN_FIRST_RULE, REPO, RULE, STANZA, TABLE_ROUTE as _TABLE_ROUTE_BY_ISP
-from .topology import HOST_ADDR, Topology
+from .topology import HOST_ADDR, HOST_ADDR6, Topology
 
 EXAMPLE = REPO / "examples/two-isps/etc/netplan"
 NETPLAN_FILE = "etc/netplan/50-uplinks.yaml"
@@ -58,14 +58,15 @@ def install_offline(guest: Guest, deb: Path) -> None:
 
 
 @contextlib.contextmanager
-def power_on(guest: Guest, dhcp: bool = False) -> Iterator[tuple[Topology, Booted]]:
+def power_on(guest: Guest, served: bool = False) -> Iterator[tuple[Topology, Booted]]:
     """Boot ``guest`` as the host of a fresh topology; a failed check shows the guest's journal tail.
 
     Fresh namespaces for every boot: a real reboot starts with empty kernel
     state, while a namespace kept from the previous boot would still hold
-    that boot's nft table, rules and sysctls. ``dhcp``: the ISPs hand out leases.
+    that boot's nft table, rules and sysctls. ``served``: the ISPs run networkd, which hands out
+    leases and advertises prefixes.
     """
-    with Topology(configure_host=False, dhcp=dhcp) as topo, guest.boot(topo.host_ns) as booted:
+    with Topology(configure_host=False, served=served) as topo, guest.boot(topo.host_ns) as booted:
         try:
             yield topo, booted
         except AssertionError as error:  # every failed check while the guest runs shows its journal
@@ -74,14 +75,19 @@ def power_on(guest: Guest, dhcp: bool = False) -> Iterator[tuple[Topology, Boote
 
 # --- observing ----------------------------------------------------------------
 
-def reachable(topo: Topology, timeout: float = PROBE_TIMEOUT) -> dict[str, bool]:
-    """Which ISPs the client completes a TCP handshake with the guest through, each probe bounded by ``timeout``."""
-    return {isp: topo.tcp_reachable(isp, timeout=timeout) for isp in ("isp1", "isp2")}
+def reachable(topo: Topology, timeout: float = PROBE_TIMEOUT, addresses: dict[str, str] | None = None
+              ) -> dict[str, bool]:
+    """Which ISPs the client completes a TCP handshake with the guest through, each probe bounded by ``timeout``;
+    to the guest's IPv4 address on each uplink, or to ``addresses`` (e.g. HOST_ADDR6)."""
+    return {isp: topo.tcp_reachable(isp, timeout=timeout, address=(addresses or {}).get(isp))
+            for isp in ("isp1", "isp2")}
 
 
-def http_get(topo: Topology, isp: str, timeout: float = 3.0) -> str:
-    """The client's GET / of the guest's HTTP service via ``isp``: "200 <body length>", or "no answer"."""
-    body = topology.http_get(topo.client_ns, HOST_ADDR[isp], timeout)
+def http_get(topo: Topology, isp: str, timeout: float = 3.0, address: str | None = None) -> str:
+    """The client's GET / of the guest's HTTP service via ``isp`` (at ``address``, e.g. an IPv6 one):
+    "200 <body length>", or "no answer"."""
+    host = address or HOST_ADDR[isp]
+    body = topology.http_get(topo.client_ns, f"[{host}]" if ":" in host else host, timeout)
     return "no answer" if body is None else f"200 {len(body)}"
 
 
@@ -94,8 +100,9 @@ def existing(booted: Booted, globs: Iterable[str]) -> list[str]:
     return booted.run("sh", "-c", f"ls -d {' '.join(globs)} 2>/dev/null", check=False).stdout.split()
 
 
-def configured(booted: Booted, topo: Topology) -> bool:
-    """networkd installed both rules and table routes, our table is loaded, and both ISPs answer."""
+def configured(booted: Booted, topo: Topology, addresses6: dict[str, str] | None = HOST_ADDR6) -> bool:
+    """networkd installed both rules and table routes, our table is loaded, and both ISPs answer, over IPv4 and
+    over IPv6 (to ``addresses6``, by default the example's static ones; None: IPv4 only)."""
     rules = booted.run("ip", "rule").stdout
     if not all(f"{rule} proto static" in rules for rule in (*RULE.values(), *MAIN_FIRST_RULE.values())):
         return False
@@ -104,11 +111,12 @@ def configured(booted: Booted, topo: Topology) -> bool:
             return False
     if booted.run("nft", "list", "table", "inet", "multiuplink", check=False).returncode != 0:
         return False
-    return reachable(topo) == BOTH
+    return reachable(topo) == BOTH and (addresses6 is None or reachable(topo, addresses=addresses6) == BOTH)
 
 
-def wait_configured(booted: Booted, topo: Topology, after: str) -> None:
-    booted.wait_for(lambda: configured(booted, topo), SETTLE, f"both ISPs answer {after}")
+def wait_configured(booted: Booted, topo: Topology, after: str,
+                    addresses6: dict[str, str] | None = HOST_ADDR6) -> None:
+    booted.wait_for(lambda: configured(booted, topo, addresses6), SETTLE, f"both ISPs answer {after}")
 
 
 def wait_isp1_only(booted: Booted, topo: Topology, after: str, probe_timeout: float = PROBE_TIMEOUT) -> None:

@@ -21,7 +21,7 @@ import pytest
 
 from . import netns
 from .networkd import NETWORKD, Networkd
-from .topology import GATEWAY, HOST_IFNAME, SHARED_IFNAME, Topology
+from .topology import GATEWAY, HOST_ADDR, HOST_ADDR6, HOST_IFNAME, SHARED_IFNAME, Topology
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "two-isps"
@@ -33,6 +33,25 @@ MAIN_FIRST_RULE = {isp: rule.split(" lookup ")[0] + " lookup main suppress_prefi
                    for isp, rule in RULE.items()}
 TABLE_ROUTE = {"isp1": ("101", f"default via {GATEWAY['isp1']} dev eth1"),
                "isp2": ("102", f"default via {GATEWAY['isp2']} dev eth2")}
+
+
+def dual_stack_netplan(gateway6: str, eth2: str) -> str:
+    """netplan's YAML of a dual-stack host: eth1 static in both families (IPv6 default via ``gateway6``, on-link,
+    metric 100: main prefers it), eth2 as ``eth2`` says (its lines under ``eth2:``), taking RAs."""
+    return f"""\
+network:
+  version: 2
+  renderer: networkd
+  ethernets:
+    eth1:
+      addresses: [{HOST_ADDR['isp1']}/24, "{HOST_ADDR6['isp1']}/64"]
+      routes:
+        - {{to: default, via: {GATEWAY['isp1']}}}
+        - {{to: "::/0", via: "{gateway6}", on-link: true, metric: 100}}
+      accept-ra: false
+    eth2:
+{eth2}      accept-ra: true
+"""
 
 
 def require_networkd() -> None:
@@ -54,16 +73,16 @@ class Host:
     """Topology + real networkd in the host netns, configured by netplan from ``root``.
 
     The example's netplan YAML and stanza, or ``netplan`` (the text of
-    etc/netplan/50-uplinks.yaml) and ``stanza``; ``dhcp`` and ``shared_nic`` pick the
+    etc/netplan/50-uplinks.yaml) and ``stanza``; ``served`` and ``shared_nic`` pick the
     topology's variant.
     """
 
-    def __init__(self, root: Path, netplan: str | None = None, stanza: str | None = None, dhcp: bool = False,
+    def __init__(self, root: Path, netplan: str | None = None, stanza: str | None = None, served: bool = False,
                  shared_nic: bool = False) -> None:
         self.root = root
         self.netplan = netplan
         self.stanza_text = stanza
-        self.dhcp = dhcp
+        self.served = served
         self.shared_nic = shared_nic
         self._stack = ExitStack()
 
@@ -74,7 +93,7 @@ class Host:
         if self.stanza_text is not None:
             self.stanza.write_text(self.stanza_text)
         netplan_generate(self.root)
-        self.topology = self._stack.enter_context(Topology(configure_host=False, dhcp=self.dhcp,
+        self.topology = self._stack.enter_context(Topology(configure_host=False, served=self.served,
                                                            shared_nic=self.shared_nic))
         self.networkd = self._stack.enter_context(
             Networkd(self.topology.host_ns, str(self.root / "run/systemd/network")))
@@ -135,5 +154,12 @@ class Host:
             self.networkd.wait_configured(ifname, rules=[MAIN_FIRST_RULE[isp], RULE[isp]],
                                           routes=[(table, route.replace(HOST_IFNAME[isp], ifname))])
 
-    def reachable(self) -> dict[str, bool]:
-        return {isp: self.topology.tcp_reachable(isp) for isp in ("isp1", "isp2")}
+    def reachable(self, family: int = 4, timeout: float = 3.0) -> dict[str, bool]:
+        """Which ISPs answer the client's TCP handshake, at the host's IPv4 (or static IPv6) address on each."""
+        return {isp: self.topology.tcp_reachable(isp, timeout=timeout, address=HOST_ADDR6[isp] if family == 6 else None)
+                for isp in ("isp1", "isp2")}
+
+    def wait_ipv6(self) -> None:
+        """Until the host's static IPv6 addresses are usable (DAD done) and isp1 answers at its own."""
+        netns.wait_for(lambda: self.topology.tcp_reachable("isp1", timeout=1.0, address=HOST_ADDR6["isp1"]), 15,
+                       "IPv6 via isp1", diagnose=self.networkd.diagnose)

@@ -14,11 +14,15 @@ from .product import MAIN_FIRST_RULE, RULE, TABLE_ROUTE, Host
 
 
 def test_apply_makes_both_isps_answer_and_second_apply_is_a_noop(host: Host) -> None:
+    host.wait_ipv6()
     assert host.reachable() == {"isp1": True, "isp2": False}, "netplan alone answers only via the main default"
+    assert host.reachable(6, timeout=1.0) == {"isp1": True, "isp2": False}, "over IPv6 too"
     out = host.multiuplink("apply").stdout
     assert "changed netfilter" in out
     host.wait_uplinks("isp1", "isp2")
     assert host.reachable() == {"isp1": True, "isp2": True}
+    assert host.reachable(6) == {"isp1": True, "isp2": True}, "the example is dual stack: both families"
+    assert "2001:db8:2::/64 dev eth2" in netns.ip(host.topology.host_ns, "-6", "route", "show", "table", "102").stdout
     assert RULE["isp1"] in host.rules() and "proto static" in host.rules(), "rules are owned by networkd"
     assert f"999:\tfrom all {MAIN_FIRST_RULE['isp2']} proto static" in host.rules()
     for table, route in TABLE_ROUTE.values():

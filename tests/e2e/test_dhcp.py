@@ -36,7 +36,7 @@ RENUMBERED = ("192.0.2.99", 99)  # the address the second ISP leases after renum
 
 @pytest.fixture
 def dhcp_host(tmp_path: Path, need_networkd: None) -> Iterator[Host]:
-    with Host(tmp_path / "root", netplan=DHCP_NETPLAN, dhcp=True) as running:
+    with Host(tmp_path / "root", netplan=DHCP_NETPLAN, served=True) as running:
         yield running
 
 

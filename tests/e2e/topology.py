@@ -5,10 +5,14 @@
     client 198.51.100.10 ── core ──┬── isp1 (203.0.113.1) ── eth1 203.0.113.8 ─┐
                                    └── isp2 (192.0.2.1)   ── eth2 192.0.2.31  ─┴ host
 
-Two variants of the ISP side. ``dhcp=True``: each ISP router runs a real
+Both families everywhere: each ISP also routes an IPv6 customer prefix,
+and drops IPv6 packets whose source it would not route back to the customer.
+
+Two variants of the ISP side. ``served=True``: each ISP router runs a real
 systemd-networkd that hands the host its address by DHCP (always the same
-one, HOST_ADDR) with itself as router, on a bridge ``tohost`` that on isp2
-also holds a neighbour (NEIGHBOUR, no default route: it talks on-link only).
+one, HOST_ADDR) with itself as router and advertises the IPv6 prefix (RAs,
+for SLAAC), on a bridge ``tohost`` that on isp2 also holds a neighbour
+(NEIGHBOUR, no default route: it talks on-link only).
 ``shared_nic=True``: the host has one NIC, eth0, on a switch shared by both
 ISP routers (one subnet from each ISP on it).
 
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import ipaddress
 import json
 import shutil
 import subprocess
@@ -53,14 +58,25 @@ CUSTOMER_PREFIX = {"isp1": "203.0.113.0/24", "isp2": "192.0.2.0/24"}
 HOST_IFNAME = {"isp1": "eth1", "isp2": "eth2"}
 #: Fixed MACs of the host's NICs, so a netplan can match them as cloud-init's does.
 HOST_MAC = {"isp1": "02:00:00:00:01:01", "isp2": "02:00:00:00:01:02"}
-#: With dhcp=True: a host on isp2's segment, its subnet only (no default route), no router in between.
+#: With served=True: a host on isp2's segment, its subnet only (no default route), no router in between.
 NEIGHBOUR = {"isp2": "192.0.2.50"}
 SHARED_IFNAME = "eth0"
 CLIENT_ADDR = "198.51.100.10"
 CLIENT_GATEWAY = "198.51.100.1"
+#: IPv6 everywhere too: each ISP's customer prefix, its router on it (and fe80::1, a link-local gateway),
+#: the host's static address in it, the client.
+CUSTOMER_PREFIX6 = {"isp1": "2001:db8:1::/64", "isp2": "2001:db8:2::/64"}
+GATEWAY6 = {"isp1": "2001:db8:1::1", "isp2": "2001:db8:2::1"}
+LINK_LOCAL_GATEWAY = "fe80::1"
+HOST_ADDR6 = {"isp1": "2001:db8:1::8", "isp2": "2001:db8:2::31"}
+CLIENT_ADDR6 = "2001:db8:c::10"
+CLIENT_GATEWAY6 = "2001:db8:c::1"
 #: ISP <-> core transit links (benchmarking range, never leaves the namespaces):
 #: (ISP side, core side).
 _TRANSIT = {"isp1": ("198.18.1.1", "198.18.1.2"), "isp2": ("198.18.2.1", "198.18.2.2")}
+_NEIGHBOUR_DISCOVERY = ("nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, "
+                        "mld2-listener-report")
+_TRANSIT6 = {"isp1": ("2001:db8:ff01::1", "2001:db8:ff01::2"), "isp2": ("2001:db8:ff02::1", "2001:db8:ff02::2")}
 
 _CONNECT = """\
 import socket, sys
@@ -86,13 +102,16 @@ while True:
 """
 
 _HTTP_SERVER = """\
-import http.server, socketserver, sys
+import http.server, socket, socketserver, sys
 
 class Server(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
     def server_bind(self):
-        # HTTPServer.server_bind() calls socket.getfqdn(): a DNS query that
-        # stalls for seconds in a namespace with a default route but no
-        # resolver behind it.
+        # Both families on one socket. HTTPServer.server_bind() calls
+        # socket.getfqdn(): a DNS query that stalls for seconds in a namespace
+        # with a default route but no resolver behind it.
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = "host", self.server_address[1]
 
@@ -100,8 +119,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: a test can hold one connection open across an event
 
     def do_GET(self):
-        # Answer with the local address the request came in on and the address it came from.
-        body = f"{self.connection.getsockname()[0]} {self.client_address[0]}".encode()
+        # Answer with the local address the request came in on and the address it came from (IPv4 ones as such,
+        # not IPv4-mapped).
+        local, peer = self.connection.getsockname()[0], self.client_address[0]
+        body = f"{local.removeprefix('::ffff:')} {peer.removeprefix('::ffff:')}".encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -110,7 +131,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-server = Server(("0.0.0.0", int(sys.argv[1])), Handler)
+server = Server(("::", int(sys.argv[1])), Handler)
 print("listening", flush=True)
 server.serve_forever()
 """
@@ -124,18 +145,18 @@ class Topology:
     whatever runs in ``host_ns`` -- networkd, a booted system -- sets them up).
     """
 
-    def __init__(self, configure_host: bool = True, prefix: str | None = None, dhcp: bool = False,
+    def __init__(self, configure_host: bool = True, prefix: str | None = None, served: bool = False,
                  shared_nic: bool = False):
-        assert not (dhcp and shared_nic), "one variant at a time"
+        assert not (served and shared_nic), "one variant at a time"
         self.configure_host = configure_host
-        self.dhcp = dhcp
+        self.served = served
         self.shared_nic = shared_nic
         self.prefix = prefix or netns.unique_prefix()
         self.host_ns = f"{self.prefix}-host"
         self.client_ns = f"{self.prefix}-cli"
         self.core_ns = f"{self.prefix}-core"
         self.isp_ns = {isp: f"{self.prefix}-{isp}" for isp in ISPS}
-        self.neighbour_ns = {isp: f"{self.prefix}-nb{isp[-1]}" for isp in NEIGHBOUR} if dhcp else {}
+        self.neighbour_ns = {isp: f"{self.prefix}-nb{isp[-1]}" for isp in NEIGHBOUR} if served else {}
         self.switch_ns = f"{self.prefix}-sw" if shared_nic else None
         self.isp_networkd: dict[str, Networkd] = {}
         self._created: list[str] = []
@@ -170,6 +191,7 @@ class Topology:
                 # New namespaces inherit IPv4 settings from the host's; a host
                 # that routes must not make our endpoint a router.
                 "net.ipv4.ip_forward": 0,
+                "net.ipv6.conf.all.forwarding": 0,
             },
         )
         for isp in ISPS:
@@ -179,9 +201,10 @@ class Topology:
                     "net.ipv4.conf.all.rp_filter": 1,
                     "net.ipv4.conf.default.rp_filter": 1,
                     "net.ipv4.ip_forward": 1,
+                    "net.ipv6.conf.all.forwarding": 1,
                 },
             )
-        netns.sysctl(self.core_ns, {"net.ipv4.ip_forward": 1})
+        netns.sysctl(self.core_ns, {"net.ipv4.ip_forward": 1, "net.ipv6.conf.all.forwarding": 1})
 
         core, cli = self.core_ns, self.client_ns
         for isp in ISPS:
@@ -190,33 +213,43 @@ class Topology:
             netns.ip(isp_ns, "link", "add", "tocore", "type", "veth",
                      "peer", "name", f"to{isp}", "netns", core)
             isp_side, core_side = _TRANSIT[isp]
-            if not self.dhcp:
+            isp_side6, core_side6 = _TRANSIT6[isp]
+            if not self.served:
                 netns.ip(isp_ns, "addr", "add", f"{GATEWAY[isp]}/24", "dev", "tohost")
+                for address in (f"{GATEWAY6[isp]}/64", f"{LINK_LOCAL_GATEWAY}/64"):
+                    netns.ip(isp_ns, "addr", "add", address, "dev", "tohost", "nodad")
             netns.ip(isp_ns, "addr", "add", f"{isp_side}/30", "dev", "tocore")
+            netns.ip(isp_ns, "addr", "add", f"{isp_side6}/64", "dev", "tocore", "nodad")
             netns.ip(core, "addr", "add", f"{core_side}/30", "dev", f"to{isp}")
+            netns.ip(core, "addr", "add", f"{core_side6}/64", "dev", f"to{isp}", "nodad")
             for ifname in ("tohost", "tocore"):
                 netns.ip(isp_ns, "link", "set", ifname, "up")
             netns.ip(core, "link", "set", f"to{isp}", "up")
             netns.ip(isp_ns, "route", "add", "default", "via", core_side)
+            netns.ip(isp_ns, "-6", "route", "add", "default", "via", core_side6)
             netns.ip(core, "route", "add", CUSTOMER_PREFIX[isp], "via", isp_side)
+            netns.ip(core, "-6", "route", "add", CUSTOMER_PREFIX6[isp], "via", isp_side6)
             netns.sysctl(
                 isp_ns,
                 {f"net.ipv4.conf.{i}.rp_filter": 1 for i in ("tohost", "tocore")},
             )
             netns.run(isp_ns, "nft", "-f", "-", input=self._bcp38_ruleset(isp))
-        if self.dhcp:
+        if self.served:
             self._serve_leases()
 
         netns.ip(core, "link", "add", "tocli", "type", "veth", "peer", "name", "eth0",
                  "netns", cli)
         netns.ip(core, "addr", "add", f"{CLIENT_GATEWAY}/24", "dev", "tocli")
+        netns.ip(core, "addr", "add", f"{CLIENT_GATEWAY6}/64", "dev", "tocli", "nodad")
         netns.ip(core, "link", "set", "tocli", "up")
         netns.ip(cli, "addr", "add", f"{CLIENT_ADDR}/24", "dev", "eth0")
+        netns.ip(cli, "addr", "add", f"{CLIENT_ADDR6}/64", "dev", "eth0", "nodad")
         netns.ip(cli, "link", "set", "eth0", "up")
         netns.ip(cli, "route", "add", "default", "via", CLIENT_GATEWAY)
+        netns.ip(cli, "-6", "route", "add", "default", "via", CLIENT_GATEWAY6)
 
         if self.configure_host:
-            assert not self.shared_nic and not self.dhcp, "configure_host is the static two-NIC host"
+            assert not self.shared_nic and not self.served, "configure_host is the static two-NIC host"
             for isp in ISPS:
                 ifname = HOST_IFNAME[isp]
                 netns.ip(self.host_ns, "addr", "add", f"{HOST_ADDR[isp]}/24", "dev", ifname)
@@ -224,7 +257,7 @@ class Topology:
             netns.ip(self.host_ns, "route", "add", "default", "via", GATEWAY["isp1"])
 
     def _link_host(self, isp: str) -> None:
-        """The host's link to ``isp``: a veth to its router's ``tohost``, or a bridge port (dhcp, shared NIC)."""
+        """The host's link to ``isp``: a veth to its router's ``tohost``, or a bridge port (served, shared NIC)."""
         isp_ns = self.isp_ns[isp]
         if self.shared_nic:
             assert self.switch_ns is not None
@@ -237,7 +270,7 @@ class Topology:
             netns.ip(self.switch_ns, "link", "add", isp, "type", "veth", "peer", "name", "tohost", "netns", isp_ns)
             netns.ip(self.switch_ns, "link", "set", isp, "master", "lan", "up")
             return
-        if not self.dhcp:
+        if not self.served:
             netns.ip(self.host_ns, "link", "add", HOST_IFNAME[isp], "address", HOST_MAC[isp], "type", "veth",
                      "peer", "name", "tohost", "netns", isp_ns)
             return
@@ -257,7 +290,8 @@ class Topology:
             netns.ip(neighbour, "link", "set", "eth0", "up")
 
     def isp_network(self, isp: str, router: str | None = None, pool_offset: int | None = None) -> str:
-        """The ISP router's networkd config: its address, and a DHCP server that always leases HOST_ADDR.
+        """The ISP router's networkd config: its addresses, a DHCP server that always leases HOST_ADDR,
+        and router advertisements of the customer prefix (SLAAC: slaac_address()).
 
         ``router``: another address of the router, handed out as the lease's router option;
         ``pool_offset``: lease another address instead (renumbering).
@@ -266,9 +300,13 @@ class Topology:
         addresses = f"Address={gateway}/24\n" + (f"Address={router}/24\n" if router else "")
         offset = pool_offset if pool_offset is not None else int(host.rsplit(".", 1)[1])
         router_option = f"Router={router}\n" if router else ""
-        return (f"[Match]\nName=tohost\n\n[Network]\n{addresses}DHCPServer=yes\nConfigureWithoutCarrier=yes\n"
+        ipv6 = "".join(f"\n[Address]\nAddress={address}\nDuplicateAddressDetection=none\n"
+                       for address in (f"{GATEWAY6[isp]}/64", f"{LINK_LOCAL_GATEWAY}/64"))
+        return (f"[Match]\nName=tohost\n\n[Network]\n{addresses}DHCPServer=yes\nIPv6SendRA=yes\n"
+                f"ConfigureWithoutCarrier=yes\n{ipv6}"
                 f"\n[DHCPServer]\nPoolOffset={offset}\nPoolSize=1\nEmitRouter=yes\n{router_option}EmitDNS=no\n"
-                "DefaultLeaseTimeSec=600\n")
+                "DefaultLeaseTimeSec=600\n"
+                f"\n[IPv6SendRA]\nEmitDNS=no\nEmitDomains=no\n\n[IPv6Prefix]\nPrefix={CUSTOMER_PREFIX6[isp]}\n")
 
     def _serve_leases(self) -> None:
         for isp in ISPS:
@@ -296,6 +334,9 @@ class Topology:
         # fires before rp_filter would silently drop the same packet. A router
         # sending a packet back out of the segment it came from (a reply that
         # should have gone to a neighbour directly) is counted and dropped too.
+        # IPv6: a source the router would not route back out of tohost is
+        # spoofed; link-local and :: sources pass, so ND, RA and DAD work, and
+        # ND and MLD of the other router on a shared segment are not counted.
         return f"""
 table inet bcp38 {{
     counter spoofed {{ }}
@@ -304,6 +345,8 @@ table inet bcp38 {{
         type filter hook prerouting priority raw; policy accept;
         iifname "tohost" ip saddr 0.0.0.0 udp dport 67 accept comment "DHCP before the client has an address"
         iifname "tohost" ip saddr != {CUSTOMER_PREFIX[isp]} counter name "spoofed" drop
+        iifname "tohost" icmpv6 type {{ {_NEIGHBOUR_DISCOVERY} }} accept
+        iifname "tohost" ip6 saddr != :: fib saddr . iif oif missing counter name "spoofed" drop
     }}
     chain forward {{
         type filter hook forward priority filter; policy accept;
@@ -336,14 +379,23 @@ table inet bcp38 {{
         """Can the client complete a TCP handshake with the host via ``isp``?
 
         Connects to the host's address on that uplink (or ``address``, which
-        the core routes via ``isp`` too); the connect is bounded by
-        ``timeout``. A False means no SYN-ACK came back in time.
+        the core routes via ``isp`` too: another IPv4 one, or an IPv6 one such as
+        HOST_ADDR6 or slaac_address()); the connect is bounded by ``timeout``.
+        A False means no SYN-ACK came back in time.
         """
         return self._connect(self.client_ns, address or HOST_ADDR[isp], port, timeout)
 
     def neighbour_reachable(self, isp: str, port: int = 80, timeout: float = 3.0) -> bool:
-        """Can the neighbour on ``isp``'s segment (dhcp=True) complete a TCP handshake with the host?"""
+        """Can the neighbour on ``isp``'s segment (served=True) complete a TCP handshake with the host?"""
         return self._connect(self.neighbour_ns[isp], HOST_ADDR[isp], port, timeout)
+
+    @staticmethod
+    def slaac_address(isp: str) -> str:
+        """The address networkd's SLAAC gives the host in ``isp``'s prefix: EUI-64 of the fixed MAC."""
+        octets = [int(part, 16) for part in HOST_MAC[isp].split(":")]
+        octets[0] ^= 0x02
+        identifier = int.from_bytes(bytes(octets[:3] + [0xFF, 0xFE] + octets[3:]), "big")
+        return str(ipaddress.ip_network(CUSTOMER_PREFIX6[isp])[identifier])
 
     @staticmethod
     def _connect(ns: str, address: str, port: int, timeout: float) -> bool:
@@ -392,7 +444,8 @@ table inet bcp38 {{
 
     @contextlib.contextmanager
     def serve_http(self, port: int = 80, ns: str | None = None) -> Iterator[subprocess.Popen[str]]:
-        """Run a tiny HTTP server on 0.0.0.0:port in namespace ``ns`` (default: the host's).
+        """Run a tiny HTTP server on port ``port`` of every address, both families, in namespace ``ns``
+        (default: the host's).
 
         Yields once it listens; it answers GET with "LOCAL PEER": the local
         address the request arrived on and the address it came from. Stopped
