@@ -159,8 +159,9 @@ def _uplink_of(mark: int, wanted: Manifest) -> AppliedUplink | None:
 def _analyse(peer: str, local: str, mark: int, uplink: AppliedUplink | None, incoming: bool,
              live_rules: set[PolicyRule], addresses: dict[str, tuple[networkd.Address, ...]]
              ) -> tuple[tuple[tuple[PolicyRule, bool], ...], Reply | None, list[str]]:
+    family = 6 if ":" in peer else 4
     rules = tuple((rule, rule in live_rules) for rule in sorted(uplink.rules, key=lambda r: r.priority)
-                  if mark & rule.mask == rule.fwmark) if uplink else ()
+                  if mark & rule.mask == rule.fwmark and rule.family == family) if uplink else ()
     problems = [f"policy rule '{networkd.describe_rule(rule)}' is not live" for rule, live in rules if not live]
     reply = None
     try:

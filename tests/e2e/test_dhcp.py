@@ -113,7 +113,7 @@ def test_marked_replies_reach_a_neighbour_on_the_leased_subnet_directly(dhcp_hos
     netns.ip(topology.host_ns, "rule", "del", "priority", "999", *MAIN_FIRST_RULE["isp2"].split())
     assert not topology.neighbour_reachable("isp2", timeout=1.0)
     assert topology.hairpins("isp2") > 0
-    assert "policy rules of eth2" in host.multiuplink("apply").stdout, "apply repairs the missing rule"
+    assert "policy rules and routes of eth2" in host.multiuplink("apply").stdout, "apply repairs the missing rule"
     host.wait_uplinks("isp2")
     assert topology.neighbour_reachable("isp2")
     assert NEIGHBOUR["isp2"] not in host.table("102")

@@ -29,9 +29,9 @@ def status(host: Host, code: int) -> dict[str, Any]:
 def test_clean_after_apply_then_a_deleted_rule_and_a_flushed_table_are_named_and_repaired(applied: Host) -> None:
     shown = applied.multiuplink("status").stdout
     assert "in sync: the live state is what the configuration asks for" in shown
-    assert [line.split()[:7] for line in shown.splitlines()[1:3]] == [
-        ["isp1", "eth1", "routable", "203.0.113.8/24", "101", "live", "live"],
-        ["isp2", "eth2", "routable", "192.0.2.31/24", "102", "live", "live"]]
+    assert [line.split()[:8] for line in shown.splitlines()[1:3]] == [  # the example is dual stack
+        ["isp1", "eth1", "routable", "203.0.113.8/24,", "2001:db8:1::8/64", "101", "live", "live"],
+        ["isp2", "eth2", "routable", "192.0.2.31/24,", "2001:db8:2::31/64", "102", "live", "live"]]
     clean = status(applied, 0)
     assert (clean["drift"], clean["ruleset"], clean["networkd_running"], clean["problems"]) == (
         False, "loaded", True, [])
