@@ -61,7 +61,7 @@ def test_both_isps_answer_on_one_nic(tmp_path: Path, need_networkd: None, netpla
         host.multiuplink("apply")
         host.wait_uplinks("isp1", "isp2")
         assert host.reachable() == {"isp1": True, "isp2": True}
-        assert f'iifname . ip daddr vmap {{ "eth0" . {HOST_ADDR["isp1"]} : jump mark_isp1' in host.nft()
+        assert f'iifname . ip daddr vmap {{ "eth0" . {HOST_ADDR["isp1"]} : goto mark_isp1' in host.nft()
         drops = host.topology.bcp38_drops("isp1")
         assert host.reachable() == {"isp1": True, "isp2": True}
         assert host.topology.bcp38_drops("isp1") == drops, "no reply to isp2's address left via isp1"

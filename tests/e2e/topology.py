@@ -216,7 +216,9 @@ class Topology:
             isp_side6, core_side6 = _TRANSIT6[isp]
             if not self.served:
                 netns.ip(isp_ns, "addr", "add", f"{GATEWAY[isp]}/24", "dev", "tohost")
-                for address in (f"{GATEWAY6[isp]}/64", f"{LINK_LOCAL_GATEWAY}/64"):
+                # fe80::1 on each router's own link; on a segment both share, it would be there twice.
+                link_local = [] if self.shared_nic else [f"{LINK_LOCAL_GATEWAY}/64"]
+                for address in (f"{GATEWAY6[isp]}/64", *link_local):
                     netns.ip(isp_ns, "addr", "add", address, "dev", "tohost", "nodad")
             netns.ip(isp_ns, "addr", "add", f"{isp_side}/30", "dev", "tocore")
             netns.ip(isp_ns, "addr", "add", f"{isp_side6}/64", "dev", "tocore", "nodad")
@@ -322,11 +324,20 @@ class Topology:
         return GATEWAY[isp] in netns.ip(self.isp_ns[isp], "-4", "addr", "show", "dev", "tohost").stdout
 
     def reconfigure_isp(self, isp: str, network: str) -> None:
-        """Give ``isp``'s router another networkd config, applied at once (Reload + ReconfigureLink)."""
+        """Give ``isp``'s router another networkd config, applied (Reload + ReconfigureLink); returns once its DHCP
+        server has started again with it (both calls return before networkd acts)."""
         networkd = self.isp_networkd[isp]
+        started = self._dhcp_server_starts(networkd)
         (Path(networkd.network_dir) / "10-tohost.network").write_text(network)
         networkd.reload()
         networkd.reconfigure("tohost")
+        netns.wait_for(lambda: self._dhcp_server_starts(networkd) > started, 15,
+                       f"{isp}'s DHCP server to start with its new config", diagnose=networkd.log_tail)
+
+    @staticmethod
+    def _dhcp_server_starts(networkd: Networkd) -> int:
+        with open(networkd.log_path, errors="replace") as log:
+            return log.read().count("DHCPv4 server: STARTED")
 
     @staticmethod
     def _bcp38_ruleset(isp: str) -> str:
@@ -343,7 +354,8 @@ table inet bcp38 {{
     counter hairpin {{ }}
     chain prerouting {{
         type filter hook prerouting priority raw; policy accept;
-        iifname "tohost" ip saddr 0.0.0.0 udp dport 67 accept comment "DHCP before the client has an address"
+        iifname "tohost" ip saddr 0.0.0.0 accept comment "DHCP and IGMP before the client has an address"
+        iifname "tohost" ip daddr 224.0.0.0/4 accept comment "the other router's IGMP on a shared segment"
         iifname "tohost" ip saddr != {CUSTOMER_PREFIX[isp]} counter name "spoofed" drop
         iifname "tohost" icmpv6 type {{ {_NEIGHBOUR_DISCOVERY} }} accept
         iifname "tohost" ip6 saddr != :: fib saddr . iif oif missing counter name "spoofed" drop
