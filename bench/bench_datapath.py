@@ -20,7 +20,8 @@ from blocks of fresh connections, the spread, and how many rounds a 2%
 difference needs. Never bare times or rates. bench/RESULTS.md has the method
 in full and the figures.
 
-    /usr/bin/python3 bench/bench_datapath.py [--rounds N] [--quick] [--variant NAME@UPLINKS|FILE.nft@UPLINKS]
+    /usr/bin/python3 bench/bench_datapath.py [--rounds N] [--quick]
+        [--variant NAME@UPLINKS|FILE.nft@UPLINKS|product:SOURCE-TREE@UPLINKS]
 
 Configurations: (a) stateful filter + 'from <address> lookup <table>' rule,
 2 uplinks; (b) the product's ruleset (rendered by its CLI), 2 uplinks; (c)
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import dataclasses
 import functools
 import math
 import os
@@ -128,11 +130,12 @@ def baseline(ups: list[Uplink]) -> HostSetup:
     return HostSetup(ip_batch=rules + table_routes(ups), sysctls=rp_filter_loose(ups))
 
 
-def product_cli(ups: list[Uplink], work: Path) -> Path:
-    """Run the product's generator on a netplan tree; the only place that knows its CLI. Returns the root."""
-    root = work / f"product-{len(ups)}"
+def product_cli(ups: list[Uplink], work: Path, source: Path = REPO) -> Path:
+    """Run the product's generator (of the source tree ``source``) on a netplan tree; the only place that knows its
+    CLI. Returns the root."""
+    root = work / f"product-{len(ups)}-{abs(hash(str(source))):x}"
     netplan = root / "etc/netplan"
-    (netplan / "multiuplink.d").mkdir(parents=True)
+    (netplan / "multiuplink.d").mkdir(parents=True, exist_ok=True)  # a file variant renders (b) or (c) again
     lines = ["network:", "  version: 2", "  renderer: networkd", "  ethernets:"]
     for u in ups:
         lines += [f"    {u.interface}:", f"      addresses: [{u.address}]",
@@ -143,7 +146,7 @@ def product_cli(ups: list[Uplink], work: Path) -> Path:
     stanza += [f"      {u.name}: {{interface: {u.interface}, mark: {u.number}, table: {100 + u.number}}}" for u in ups]
     (netplan / "multiuplink.d/uplinks.yaml").write_text("\n".join(stanza) + "\n")
     subprocess.run(["/usr/bin/python3", "-m", "multiuplink_networkd", "generate", "--root-dir", str(root)],
-                   cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, check=True, stdout=subprocess.DEVNULL)
+                   cwd=source, env={**os.environ, "PYTHONPATH": str(source)}, check=True, stdout=subprocess.DEVNULL)
     return root
 
 
@@ -158,7 +161,8 @@ def networkd_to_ip(dropin: Path, interface: str) -> list[str]:
         for section in parser.sections():
             s = parser[section]
             if section == "RoutingPolicyRule":
-                lines.append(f"rule add fwmark {s['FirewallMark']} table {s['Table']} pref {s['Priority']}")
+                suppress = f" suppress_prefixlength {s['SuppressPrefixLength']}" if "SuppressPrefixLength" in s else ""
+                lines.append(f"rule add fwmark {s['FirewallMark']} table {s['Table']} pref {s['Priority']}{suppress}")
             elif section == "Route" and "Gateway" in s:
                 onlink = " onlink" if s.get("GatewayOnLink") == "yes" else ""
                 lines.append(f"route add default via {s['Gateway']} dev {interface}{onlink} table {s['Table']}")
@@ -168,9 +172,9 @@ def networkd_to_ip(dropin: Path, interface: str) -> list[str]:
     return lines
 
 
-def product(ups: list[Uplink], work: Path) -> HostSetup:
+def product(ups: list[Uplink], work: Path, source: Path = REPO) -> HostSetup:
     """(b), (c): the product's own files, with networkd's and systemd-sysctl's part done by hand."""
-    root = product_cli(ups, work)
+    root = product_cli(ups, work, source)
     batch = []
     for u in ups:  # in uplink order, so the measured uplink's rule is the last one of its priority
         batch += networkd_to_ip(root / f"run/systemd/network/10-netplan-{u.interface}.network.d/50-multiuplink.conf",
@@ -270,10 +274,10 @@ def shape_setup(shape: Shape) -> Callable[[list[Uplink], Path], HostSetup]:
 
 
 def file_setup(path: Path) -> Callable[[list[Uplink], Path], HostSetup]:
-    """A ruleset from a file (interfaces eth1..ethN, marks N << 24, tables 100 + N), with the product's rules."""
+    """A ruleset from a file (interfaces eth1..ethN, marks N << 24, tables 100 + N), with the product's rules, routes
+    and sysctls."""
     def setup(ups: list[Uplink], work: Path) -> HostSetup:
-        return HostSetup(nft=path.read_text(), ip_batch=fwmark_rules(ups) + table_routes(ups),
-                         sysctls=rp_filter_loose(ups))
+        return dataclasses.replace(product(ups, work), nft=path.read_text())
     return setup
 
 
@@ -299,12 +303,18 @@ STANDARD = [
 def parse_variant(spec: str) -> Config:
     name, _, count = spec.rpartition("@")
     if not name or not count.isdigit() or not 2 <= int(count) <= 255:
-        raise argparse.ArgumentTypeError(f"{spec!r}: expected NAME@UPLINKS or FILE.nft@UPLINKS, 2..255 uplinks")
+        raise argparse.ArgumentTypeError(f"{spec!r}: expected NAME@UPLINKS, FILE.nft@UPLINKS or product:TREE@UPLINKS, "
+                                         "2..255 uplinks")
     if name in SHAPES:
         return Config(spec, f"shape {name}, {count} uplinks", int(count), shape_setup(SHAPES[name]))
+    if name.startswith("product:") and Path(name[8:], "multiuplink_networkd").is_dir():
+        source = Path(name[8:]).resolve()
+        return Config(spec, f"product of {source}, {count} uplinks", int(count),
+                      functools.partial(product, source=source))
     if Path(name).is_file():
         return Config(spec, f"ruleset file {name}, {count} uplinks", int(count), file_setup(Path(name)))
-    raise argparse.ArgumentTypeError(f"{name!r} is neither a ruleset file nor one of {', '.join(SHAPES)}")
+    raise argparse.ArgumentTypeError(f"{name!r} is neither a ruleset file, product:SOURCE-TREE nor one of "
+                                     f"{', '.join(SHAPES)}")
 
 
 # ---------------------------------------------------------------- namespaces and processes
@@ -747,8 +757,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, help="interleaved rounds per measure (default 40, --quick 10)")
     parser.add_argument("--slice", type=float, default=0.3, help="seconds of one sample (default 0.3)")
     parser.add_argument("--quick", action="store_true", help="a smoke run of under two minutes")
-    parser.add_argument("--variant", action="append", type=parse_variant, default=[], metavar="NAME@N|FILE@N",
-                        help=f"add a configuration: a named shape ({', '.join(SHAPES)}) or an nft file, at N uplinks")
+    parser.add_argument("--variant", action="append", type=parse_variant, default=[],
+                        metavar="NAME@N|FILE@N|product:TREE@N",
+                        help=f"add a configuration: a named shape ({', '.join(SHAPES)}), an nft file (with the "
+                        "product's rules and sysctls), or the product of another source tree (e.g. 'git archive' of "
+                        "an earlier commit), at N uplinks")
     parser.add_argument("--only", help="standard configurations besides (a) (default Abcd, --quick bcd; A is a "
                         "second copy of (a): the bench's own noise and bias)")
     parser.add_argument("--measure", action="append", choices=list(MEASURES),

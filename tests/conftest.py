@@ -32,7 +32,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def host_network_state() -> dict[str, str]:
-    """What a test must never change in the host's own namespace: tables, rules, mangle chains, rp_filter."""
+    """What a test must never change in the host's own namespace: tables, rules, mangle chains, sysctls we set."""
     def output(*argv: str) -> str:
         if not shutil.which(argv[0]):
             return f"{argv[0]} not installed"
@@ -43,8 +43,8 @@ def host_network_state() -> dict[str, str]:
         ("nft", "list", "tables"), ("ip", "-4", "rule"), ("ip", "-6", "rule"))}
     saved = output("iptables-save", "-t", "mangle")
     state["iptables-save -t mangle"] = "\n".join(line for line in saved.splitlines() if not line.startswith("#"))
-    for key in ("all", "default"):
-        path = Path(f"/proc/sys/net/ipv4/conf/{key}/rp_filter")
+    for path in (*(Path(f"/proc/sys/net/ipv4/conf/{key}/rp_filter") for key in ("all", "default")),
+                 Path("/proc/sys/net/ipv4/tcp_fwmark_accept")):
         state[str(path)] = path.read_text() if path.exists() else ""
     return state
 

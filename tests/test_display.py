@@ -12,7 +12,7 @@ import pytest
 
 from multiuplink_networkd import display
 from multiuplink_networkd.host import networkd
-from multiuplink_networkd.host.status import Problem, RpFilter, Status, UplinkStatus
+from multiuplink_networkd.host.status import FwmarkAccept, Problem, RpFilter, Status, UplinkStatus
 from multiuplink_networkd.host.sysctl_d import BootValue
 from multiuplink_networkd.model import PolicyRule, TableRoute
 
@@ -38,7 +38,8 @@ STATUS = Status("nft", "loaded", True, (), 0xFF000000, (
     uplink("a-much-longer-name", "eno1.100", 102, None, rule_live=False,
            boot=BootValue(1, "/etc/sysctl.d/99-hardening.conf", 2, "net.ipv4.conf.eno1/100.rp_filter"))),
     (Problem("a-much-longer-name", "rule", "policy rule '1000: ...' is missing", "run 'multiuplink apply'"),
-     Problem(None, "networkd", 'a "quoted" word \\ and a backslash', "none")))
+     Problem(None, "networkd", 'a "quoted" word \\ and a backslash', "none")),
+    FwmarkAccept(1, BootValue(1, "/run/sysctl.d/50-multiuplink.conf", 9, "net/ipv4/tcp_fwmark_accept")))
 
 
 def test_the_table_is_aligned_and_plain_without_colour() -> None:
@@ -96,6 +97,6 @@ def test_openmetrics_parses_strictly_and_as_the_textfile_collector_reads_it() ->
 
 def test_the_json_shape_is_the_schema() -> None:
     jsonschema.validate(STATUS.as_json(), SCHEMA)
-    jsonschema.validate(Status(None, None, None, (), 0, (), ()).as_json(), SCHEMA)
+    jsonschema.validate(Status(None, None, None, (), 0, (), (), None).as_json(), SCHEMA)
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
 

@@ -31,10 +31,11 @@ def listed(chains: dict[str, int]) -> str:
 
 def test_nft_flushed_or_edited_tables_are_told_from_the_rendered_one() -> None:
     ruleset = rendered("two-isps")
-    whole = {"mark_isp1": 2, "restore_isp1": 1, "mark_isp2": 2, "restore_isp2": 1, "prerouting": 2, "output": 1}
+    whole = {"mark_isp1": 1, "take_isp1": 2, "restore_isp1": 1, "mark_isp2": 1, "take_isp2": 2, "restore_isp2": 1,
+             "prerouting": 2, "output": 1}
     assert nft.loaded_as_rendered(ruleset, listed(whole))
     assert not nft.loaded_as_rendered(ruleset, listed(dict.fromkeys(whole, 0))), "nft flush table"
-    assert not nft.loaded_as_rendered(ruleset, listed({**whole, "mark_isp2": 1})), "one rule deleted"
+    assert not nft.loaded_as_rendered(ruleset, listed({**whole, "take_isp2": 1})), "one rule deleted"
     assert not nft.loaded_as_rendered(ruleset, listed({k: v for k, v in whole.items() if k != "output"}))
 
 
@@ -57,19 +58,27 @@ SAVED = """\
 :MULTIUPLINK_PREROUTING - [0:0]
 [9:520] -A PREROUTING -j MULTIUPLINK_PREROUTING
 [3:180] -A OUTPUT -j MULTIUPLINK_OUTPUT
-[3:164] -A MULTIUPLINK_OUTPUT -m connmark --mark 0x1000000/0xff000000 -m comment --comment out_isp1 -j CONNMARK \
+[3:164] -A MULTIUPLINK_OUTPUT -m connmark --mark 0x1000000/0xff000000 -m mark ! --mark 0x1000000/0xff000000 \
+-m comment --comment out_isp1 -j CONNMARK \
 --restore-mark --nfmask 0xff000000 --ctmask 0xff000000
-[0:0] -A MULTIUPLINK_OUTPUT -m connmark --mark 0x2000000/0xff000000 -m comment --comment out_isp2 -j CONNMARK \
+[0:0] -A MULTIUPLINK_OUTPUT -m connmark --mark 0x2000000/0xff000000 -m mark ! --mark 0x2000000/0xff000000 \
+-m comment --comment out_isp2 -j CONNMARK \
 --restore-mark --nfmask 0xff000000 --ctmask 0xff000000
+[0:0] -A MULTIUPLINK_PREROUTING -i eth1 -m conntrack --ctdir ORIGINAL -m connmark ! --mark 0x1000000/0xff000000 \
+-m addrtype --dst-type LOCAL -j MARK --set-xmark 0x1000000/0xff000000
 [1:60] -A MULTIUPLINK_PREROUTING -i eth1 -m conntrack --ctdir ORIGINAL -m connmark ! --mark 0x1000000/0xff000000 \
 -m comment --comment connections_isp1 -j CONNMARK --set-xmark 0x1000000/0xff000000
 [5:288] -A MULTIUPLINK_PREROUTING -i eth1 -m comment --comment in_isp1 -j RETURN
 [0:0] -A MULTIUPLINK_PREROUTING -i eth2 -m conntrack --ctdir ORIGINAL -m connmark ! --mark 0x2000000/0xff000000 \
+-m addrtype --dst-type LOCAL -j MARK --set-xmark 0x2000000/0xff000000
+[0:0] -A MULTIUPLINK_PREROUTING -i eth2 -m conntrack --ctdir ORIGINAL -m connmark ! --mark 0x2000000/0xff000000 \
 -m comment --comment connections_isp2 -j CONNMARK --set-xmark 0x2000000/0xff000000
 [0:0] -A MULTIUPLINK_PREROUTING -i eth2 -m comment --comment in_isp2 -j RETURN
-[2:100] -A MULTIUPLINK_PREROUTING -m connmark --mark 0x1000000/0xff000000 -m comment --comment out_isp1 -j CONNMARK \
+[2:100] -A MULTIUPLINK_PREROUTING -m connmark --mark 0x1000000/0xff000000 -m mark ! --mark 0x1000000/0xff000000 \
+-m comment --comment out_isp1 -j CONNMARK \
 --restore-mark --nfmask 0xff000000 --ctmask 0xff000000
-[0:0] -A MULTIUPLINK_PREROUTING -m connmark --mark 0x2000000/0xff000000 -m comment --comment out_isp2 -j CONNMARK \
+[0:0] -A MULTIUPLINK_PREROUTING -m connmark --mark 0x2000000/0xff000000 -m mark ! --mark 0x2000000/0xff000000 \
+-m comment --comment out_isp2 -j CONNMARK \
 --restore-mark --nfmask 0xff000000 --ctmask 0xff000000
 COMMIT
 """.replace("\\\n", "")

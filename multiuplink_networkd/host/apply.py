@@ -2,7 +2,7 @@
 
 The work is a plan of typed steps: a mark that the host is changing (so a
 killed run is redone in full by the next), the ruleset (one atomic
-transaction), rp_filter of existing links, then the files together with
+transaction), rp_filter of existing links and tcp_fwmark_accept, then the files together with
 networkd picking up the changed drop-ins. A step's undo goes on an undo stack once the step is
 done, so a failure anywhere unwinds the steps before it in reverse order; a
 step that is not atomic and fails half-way is undone at once. ``try`` is the
@@ -22,12 +22,13 @@ from .. import paths
 from ..errors import HostError
 from ..model import PolicyRule, TableRoute
 from ..render import manifest
-from . import networkd, sysctl, writer
+from ..render.sysctl import TCP_FWMARK_ACCEPT, rp_filter_key
+from . import networkd, sysctl, sysctl_d, writer
 from .netfilter import Ruleset
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
     from typing import Protocol
 
     from ..render.manifest import AppliedUplink
@@ -63,25 +64,26 @@ class RulesetStep:
         return ["netfilter"]
 
 
-class RpFilterStep:
-    """Set rp_filter on existing uplinks now (sysctl.d covers later links and boots)."""
+class SysctlStep:
+    """Set rp_filter on existing uplinks and tcp_fwmark_accept now (sysctl.d covers later links and boots)."""
 
     atomic = False
 
     def __init__(self, values: dict[str, tuple[int | None, int]]) -> None:
-        self.values = values  # interface: (value now, value wanted)
+        self.values = values  # key (slash form): (value now, value wanted)
 
     def apply(self) -> None:
-        for interface, (_, wanted) in self.values.items():
-            sysctl.write_rp_filter(interface, wanted)
+        for key, (_, wanted) in self.values.items():
+            sysctl.write(key, wanted)
 
     def undo(self) -> None:
-        for interface, (previous, _) in self.values.items():
+        for key, (previous, _) in self.values.items():
             if previous is not None:
-                sysctl.write_rp_filter(interface, previous)
+                sysctl.write(key, previous)
 
     def describe(self) -> list[str]:
-        return [f"rp_filter of {interface}" for interface in self.values]
+        return [key.replace("/", ".") if key == TCP_FWMARK_ACCEPT else f"rp_filter of {key.split('/')[3]}"
+                for key in self.values]
 
 
 class FilesStep:
@@ -166,9 +168,9 @@ def plan(root: str, before: dict[str, str], files: dict[str, str], boot: bool) -
     old, new = manifest.parse(before.get(paths.MANIFEST)).uplinks, manifest.parse(files.get(paths.MANIFEST)).uplinks
     if interrupted is not None:
         old += tuple(u for u in manifest.parse(interrupted).uplinks if u.dropin not in {o.dropin for o in old})
-    rp_filter = _rp_filter_changes(old, new)
-    if rp_filter:
-        steps.append(RpFilterStep(rp_filter))
+    sysctls = _sysctl_changes(root, old, new, files)
+    if sysctls:
+        steps.append(SysctlStep(sysctls))
     tell_networkd = not boot or networkd.running()  # at boot networkd starts after us and reads the files itself
     changed = {path for path in set(files) | set(before) if files.get(path) != before.get(path)}
     if interrupted is not None:
@@ -180,17 +182,24 @@ def plan(root: str, before: dict[str, str], files: dict[str, str], boot: bool) -
     return [MarkStep(root, interrupted, files.get(paths.MANIFEST, "")), *steps] if steps else []
 
 
-def _rp_filter_changes(old: Iterable[AppliedUplink], new: Iterable[AppliedUplink]) -> dict[str, tuple[int | None, int]]:
-    """``{interface: (now, wanted)}``: new values not yet set, and the namespace default for uplinks that went."""
-    wanted = {uplink.interface: uplink.rp_filter for uplink in new}
+def _sysctl_changes(root: str, old: Sequence[AppliedUplink], new: Sequence[AppliedUplink], files: dict[str, str]
+                    ) -> dict[str, tuple[int | None, int]]:
+    """``{key: (now, wanted)}`` for the values not set yet: each uplink's rp_filter, and tcp_fwmark_accept while
+    there are uplinks; for uplinks that went, the namespace default, and for tcp_fwmark_accept what the sysctl.d
+    files without ours give."""
+    wanted = {rp_filter_key(uplink.interface): uplink.rp_filter for uplink in new}
     for uplink in old:
-        if uplink.interface not in wanted:
-            wanted[uplink.interface] = sysctl.default_rp_filter()
+        wanted.setdefault(rp_filter_key(uplink.interface), sysctl.default_rp_filter())
+    if new:
+        wanted[TCP_FWMARK_ACCEPT] = 1
+    elif old:
+        replaced = {paths.SYSCTL_FILE: files.get(paths.SYSCTL_FILE)}
+        wanted[TCP_FWMARK_ACCEPT] = sysctl_d.at_boot(root, TCP_FWMARK_ACCEPT, replaced, 0).value
     changes: dict[str, tuple[int | None, int]] = {}
-    for interface, value in wanted.items():
-        now = sysctl.read_rp_filter(interface)
+    for key, value in wanted.items():
+        now = sysctl.read(key)
         if now not in (None, value):
-            changes[interface] = (now, value)
+            changes[key] = (now, value)
     return changes
 
 

@@ -18,6 +18,7 @@ from .. import paths
 from ..errors import HostError
 from ..model import PolicyRule, TableRoute
 from ..render import counters as counter_names, manifest
+from ..render.sysctl import TCP_FWMARK_ACCEPT
 from . import netfilter, networkd, sysctl, sysctl_d, writer
 
 TYPE_CHECKING = False
@@ -75,7 +76,16 @@ class UplinkStatus(namedtuple("UplinkStatus", "name interface table fwmark link 
     rp_filter: RpFilter
 
 
-class Status(namedtuple("Status", "backend ruleset networkd_running stale_files mark_mask uplinks problems")):
+class FwmarkAccept(namedtuple("FwmarkAccept", "now boot")):
+    """net.ipv4.tcp_fwmark_accept now (None where the kernel lacks it) and at the next boot; we want 1."""
+
+    __slots__ = ()
+    now: int | None
+    boot: sysctl_d.BootValue
+
+
+class Status(namedtuple("Status", "backend ruleset networkd_running stale_files mark_mask uplinks problems "
+                                  "fwmark_accept")):
     __slots__ = ()
     backend: str | None
     ruleset: str | None
@@ -84,6 +94,7 @@ class Status(namedtuple("Status", "backend ruleset networkd_running stale_files 
     mark_mask: int
     uplinks: tuple[UplinkStatus, ...]
     problems: tuple[Problem, ...]
+    fwmark_accept: FwmarkAccept | None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -96,6 +107,8 @@ class Status(namedtuple("Status", "backend ruleset networkd_running stale_files 
             "mark_mask": self.mark_mask,
             "uplinks": [_uplink_json(u) for u in self.uplinks],
             "problems": [p._asdict() for p in self.problems],
+            "tcp_fwmark_accept": None if self.fwmark_accept is None else {
+                "wanted": 1, "now": self.fwmark_accept.now, "boot": _boot_json(self.fwmark_accept.boot)},
         }
 
 
@@ -144,7 +157,8 @@ def collect(root: str, files: dict[str, str]) -> Status:
         links: dict[str, networkd.LinkState] | None = networkd.link_states(interfaces) if interfaces else {}
     except (networkd.NetworkdDown, networkd.NetworkdFailed):  # both: networkd cannot be asked
         links = None
-    boot_all, boot = sysctl_d.rp_filter_at_boot(root, interfaces, {paths.SYSCTL_FILE: files.get(paths.SYSCTL_FILE)})
+    replaced = {paths.SYSCTL_FILE: files.get(paths.SYSCTL_FILE)}
+    boot_all, boot = sysctl_d.rp_filter_at_boot(root, interfaces, replaced)
     live_rules, live_routes = networkd.live_rules(), networkd.live_routes()
     addresses = networkd.live_addresses()
     uplinks = tuple(UplinkStatus(
@@ -155,12 +169,15 @@ def collect(root: str, files: dict[str, str]) -> Status:
         _uplink_counters(u.name, live_counters),
         RpFilter(u.rp_filter, sysctl.read_rp_filter(u.interface), sysctl.read_rp_filter("all"), boot[u.interface],
                  boot_all)) for u in wanted.uplinks)
+    fwmark_accept = FwmarkAccept(sysctl.read(TCP_FWMARK_ACCEPT), sysctl_d.at_boot(root, TCP_FWMARK_ACCEPT, replaced, 0)
+                                 ) if wanted.uplinks else None
     problems = _host_problems(root, stale_files, backend, state, loaded, links is not None or not interfaces)
+    problems += _fwmark_accept_problems(root, fwmark_accept)
     problems += _stale_rules(wanted, manifest.parse(on_disk.get(paths.MANIFEST)), live_rules)
     for uplink in uplinks:
         problems += _uplink_problems(root, uplink)
     return Status(backend, state, None if not interfaces else links is not None,
-                  stale_files, wanted.mark_mask, uplinks, tuple(problems))
+                  stale_files, wanted.mark_mask, uplinks, tuple(problems), fwmark_accept)
 
 
 def _uplink_counters(name: str, live: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]] | None:
@@ -191,6 +208,27 @@ def _host_problems(root: str, stale_files: tuple[str, ...], backend: str | None,
         problems.append(Problem(None, "networkd", "systemd-networkd is not running, or does not answer on D-Bus: it "
                                 "installs and keeps the policy rules and table routes",
                                 "systemctl start systemd-networkd; see 'journalctl -u systemd-networkd'"))
+    return problems
+
+
+def _fwmark_accept_problems(root: str, value: FwmarkAccept | None) -> list[Problem]:
+    """Without it every accepted TCP connection is still answered by its uplink, each reply re-routed: slower."""
+    if value is None:
+        return []
+    problems = []
+    key = TCP_FWMARK_ACCEPT.replace("/", ".")
+    if value.now not in (None, 1):
+        problems.append(Problem(None, "tcp_fwmark_accept", f"{key} is {value.now} now, the configuration asks for 1: "
+                                "accepted TCP sockets lack their uplink's mark, so the ruleset re-routes each reply",
+                                "run 'multiuplink apply'"))
+    if value.boot.value != 1:
+        ours = os.path.join(root, paths.SYSCTL_FILE)
+        source = value.boot.source()
+        hint = (f"change or remove {source}: it overrides {ours}" if value.boot.path not in (None, ours) else
+                f"nothing sets it at boot: a file named {os.path.basename(ours)} in /etc/sysctl.d masks ours, or a "
+                f"'-{key}' line drops it")
+        problems.append(Problem(None, "tcp_fwmark_accept_boot", f"at the next boot {key} will be {value.boot.value} "
+                                f"({source or 'kernel default'}), not 1", hint))
     return problems
 
 

@@ -154,6 +154,12 @@ def _boot_value(assignment: _Assignment | None, fallback: BootValue) -> BootValu
     return fallback
 
 
+def at_boot(root: str, key: str, replaced: dict[str, str | None], kernel_default: int) -> BootValue:
+    """``key`` (slash form) as the next boot sets it, with the line that does."""
+    assignments = _assignments(config_files(root, replaced))
+    return _boot_value(_value(assignments, key), BootValue(kernel_default, None, None, None))
+
+
 def rp_filter_at_boot(root: str, interfaces: list[str], replaced: dict[str, str | None]
                       ) -> tuple[BootValue, dict[str, BootValue]]:
     """rp_filter of ``all`` and of each interface as the next boot sets them, each with the line that does."""

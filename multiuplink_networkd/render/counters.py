@@ -6,8 +6,9 @@ knowing the chain layout, which may change for speed.
 
 * ``connections``: connections that took the uplink's mark (opened from it);
 * ``in``: packets received on the uplink;
-* ``out``: packets given the uplink's mark to leave by it: the host's replies and, in router mode, the
-  forwarded replies of LAN servers and containers.
+* ``out``: packets the uplink's mark had to be written into to leave by it: the host's replies that do not
+  carry it yet (UDP, ICMP errors, RSTs; not those of a TCP socket that took it on accept) and, in router mode,
+  the forwarded replies of LAN servers and containers.
 """
 
 from __future__ import annotations

@@ -26,25 +26,27 @@ TABLE = "mangle"
 
 def render(settings: Settings, family: int) -> str:
     """The nft ruleset's marking rule for rule, for the uplinks that serve ``family``. iptables has no verdict maps:
-    a packet walks two rules per uplink in PREROUTING and one per uplink where the mark is restored (the nft
-    backend stays O(1) in uplinks)."""
+    a packet walks three rules per uplink in PREROUTING and one per uplink where the mark is restored (the nft
+    backend stays O(1) in uplinks). The packet mark is set before the connection mark, while the guard they share
+    still holds."""
     mask = f"{settings.mark_mask:#x}"
     lines = [f"*{TABLE}"] + [f":{chain} - [0:0]" for _, chain in HOOKS]
     serving = [u for u in settings.uplinks if family in u.families()]
     for u in serving:
         mark = f"{u.fwmark:#x}/{mask}"
         for selector in [f" -d {a.ip}" for a in u.addresses if a.version == family] if u.by_address else [""]:
+            taking = (f"-A MULTIUPLINK_PREROUTING -i {u.interface}{selector} -m conntrack --ctdir ORIGINAL "
+                      f"-m connmark ! --mark {mark}")
             arrived = (f"-A MULTIUPLINK_PREROUTING -i {u.interface}{selector} -m comment --comment "
                        f"{counters.name('in', u.name)}")
             lines += [
-                f"-A MULTIUPLINK_PREROUTING -i {u.interface}{selector} -m conntrack --ctdir ORIGINAL -m connmark "
-                f"! --mark {mark} -m comment --comment {counters.name('connections', u.name)} -j CONNMARK "
-                f"--set-mark {mark}",
+                f"{taking} -m addrtype --dst-type LOCAL -j MARK --set-mark {mark}",
+                f"{taking} -m comment --comment {counters.name('connections', u.name)} -j CONNMARK --set-mark {mark}",
                 arrived + (" -j RETURN" if settings.router_mode else ""),  # what arrives on an uplink is never restored
             ]
     restoring = [chain for builtin, chain in HOOKS if settings.router_mode or builtin == "OUTPUT"]
-    lines += [f"-A {chain} -m connmark --mark {u.fwmark:#x}/{mask} -m comment --comment "
-              f"{counters.name('out', u.name)} -j CONNMARK --restore-mark --nfmask {mask} --ctmask {mask}"
+    lines += [f"-A {chain} -m connmark --mark {u.fwmark:#x}/{mask} -m mark ! --mark {u.fwmark:#x}/{mask} -m comment "
+              f"--comment {counters.name('out', u.name)} -j CONNMARK --restore-mark --nfmask {mask} --ctmask {mask}"
               for chain in restoring for u in serving]
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"

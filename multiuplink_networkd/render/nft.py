@@ -6,18 +6,24 @@ routed by it get it as packet mark: the host's own replies (output hook)
 and, in router mode, every packet arriving on an interface that is not an
 uplink (a LAN, a bridge), which is how forwarded replies come in. Marks are
 copied with masks so other software's mark bits survive. nft cannot OR a
-non-constant value into a mark, so each uplink gets two tiny chains with
+non-constant value into a mark, so each uplink gets tiny chains with
 constant statements, reached through verdict maps: one lookup per packet
 and hook whatever the number of uplinks.
 
+The work is per connection, not per packet: the packet that marks a
+connection (its first, or the next one after a renumbering) also takes the
+mark itself when it is for the host, so ``net.ipv4.tcp_fwmark_accept`` hands
+it to the accepted TCP socket, whose replies are then routed by it from the
+SYN-ACK on. A restore writes only into packets whose bits are not their
+connection's (UDP replies, ICMP errors, RSTs, helper connections, forwarded
+replies, a socket accepted before a renumbering), so a TCP reply costs one
+map lookup and a compare, and no second route lookup.
+
 Each uplink's counters are named objects (:mod:`.counters`), so ``status``
-reads them without depending on the chains. What they cost: ``in`` and
-``out`` take the place of the anonymous counters these chains always had
-(per-CPU, no lock). ``connections`` sits behind the compare that also
-decides whether the mark is set, so it counts each connection once when it
-takes the uplink's mark (a repeated SYN does not count twice, as it would
-with ``ct state new``); the kernel would skip writing an unchanged mark
-anyway, so the compare costs what the set would have.
+reads them without depending on the chains: ``in`` counts every packet from
+the uplink, ``connections`` each connection when it takes the mark (a
+repeated SYN does not count twice, as it would with ``ct state new``), ``out``
+each packet the mark had to be written into.
 """
 
 from __future__ import annotations
@@ -50,12 +56,16 @@ def render(settings: Settings) -> str:
         set_mark = f"and {keep:#x} or {uplink.fwmark:#x}"
         lines += [
             f"\tchain mark_{uplink.name} {{",
-            f"\t\tct direction original ct mark and {mask} != {uplink.fwmark:#x} "
-            f'counter name "{counters.name("connections", uplink.name)}" ct mark set ct mark {set_mark}',
-            f'\t\tcounter name "{counters.name("in", uplink.name)}"',
+            f'\t\tcounter name "{counters.name("in", uplink.name)}" ct direction original ct mark and {mask} != '
+            f"{uplink.fwmark:#x} goto take_{uplink.name}",
+            "\t}",
+            f"\tchain take_{uplink.name} {{",
+            f'\t\tcounter name "{counters.name("connections", uplink.name)}" ct mark set ct mark {set_mark}',
+            f"\t\tfib daddr type local meta mark set meta mark {set_mark}",
             "\t}",
             f"\tchain restore_{uplink.name} {{",
-            f'\t\tcounter name "{counters.name("out", uplink.name)}" meta mark set meta mark {set_mark}',
+            f'\t\tmeta mark and {mask} != {uplink.fwmark:#x} counter name "{counters.name("out", uplink.name)}" '
+            f"meta mark set meta mark {set_mark}",
             "\t}",
         ]
     by_mark = ", ".join(f"{u.fwmark:#x} : goto restore_{u.name}" for u in settings.uplinks)

@@ -29,6 +29,8 @@ def test_apply_makes_both_isps_answer_and_second_apply_is_a_noop(host: Host) -> 
         assert route in host.table(table)
     assert "192.0.2.0/24 dev eth2 proto static scope link" in host.table("102")
     assert host.rp_filter("eth1") == host.rp_filter("eth2") == "2"
+    assert netns.read_sysctl(host.topology.host_ns, "net.ipv4.tcp_fwmark_accept") == "1"
+    assert "net.ipv4.tcp_fwmark_accept" in out
     assert host.multiuplink("apply").stdout.strip() == "unchanged: nothing to do"
 
 
@@ -44,8 +46,10 @@ def test_removing_an_uplink_removes_all_of_it(host: Host) -> None:
     assert "restore_isp2" not in host.nft() and "restore_isp1" in host.nft()
     assert host.rp_filter("eth2") == "1", "back to the namespace default"
     assert host.reachable() == {"isp1": True, "isp2": False}
+    assert netns.read_sysctl(host.topology.host_ns, "net.ipv4.tcp_fwmark_accept") == "1", "isp1 still needs it"
     host.stanza.unlink()
     host.multiuplink("apply")
+    assert netns.read_sysctl(host.topology.host_ns, "net.ipv4.tcp_fwmark_accept") == "0", "what sysctl.d gives"
     netns.wait_for(lambda: "lookup 101" not in host.rules(), 15, "isp1's rule to go")
     assert "multiuplink" not in host.nft()
     assert not list((host.root / "run").rglob("*multiuplink*.conf"))

@@ -80,7 +80,7 @@ SANDBOX_NEEDS = {
         "RestrictAddressFamilies=~AF_(INET|INET6)": "a legacy iptables needs an AF_INET socket (no AF_INET6)",
         "CapabilityBoundingSet=~CAP_NET_ADMIN": "loading netfilter rules",
         "CapabilityBoundingSet=~CAP_NET_(BIND_SERVICE|BROADCAST|RAW)": "CAP_NET_RAW, for a legacy iptables",
-        "ProcSubset=": "rp_filter is in /proc/sys",
+        "ProcSubset=": "rp_filter and tcp_fwmark_accept are in /proc/sys",
         "PrivateNetwork=": "it configures the host's network",
         "PrivateUsers=": "its capabilities must act in the host's user namespace",
         "DeviceAllow=": "ProtectClock= itself allows reading the RTC",
@@ -137,6 +137,8 @@ def our_state(booted: Booted) -> dict[str, str]:
                  for name in ("eth1", "eth2")}
     if set(rp_filter.values()) != {"1"}:  # the namespace default topology.py gives every link
         found["rp_filter"] = str(rp_filter)
+    if booted.run("sysctl", "-n", "net.ipv4.tcp_fwmark_accept").stdout.strip() != "0":
+        found["tcp_fwmark_accept"] = "not 0"
     unit = show(booted, UNIT, "ActiveState", "ExecMainStartTimestampMonotonic")
     if unit != {"ActiveState": "inactive", "ExecMainStartTimestampMonotonic": "0"}:
         found[UNIT] = str(unit)
@@ -159,6 +161,7 @@ def test_boot_with_stanza_answers_via_both_isps() -> None:
         assert "chain" in booted.run("nft", "list", "table", "inet", "multiuplink").stdout
         for name in ("eth1", "eth2"):
             assert booted.run("sysctl", "-n", f"net.ipv4.conf.{name}.rp_filter").stdout.strip() == "2"
+        assert booted.run("sysctl", "-n", "net.ipv4.tcp_fwmark_accept").stdout.strip() == "1", "from our sysctl.d"
         ours = show(booted, UNIT, "ActiveState", "SubState", "Result", "ActiveEnterTimestampMonotonic")
         assert (ours["ActiveState"], ours["SubState"], ours["Result"]) == ("active", "exited", "success"), ours
         networkd = show(booted, "systemd-networkd.service", "ActiveState", "InactiveExitTimestampMonotonic")
