@@ -27,7 +27,10 @@ their context), so time that other work on a busy machine takes hardly
 counts. Printed: the median over interleaved rounds (order reversed every
 other round) of each round's ratio, and the range; never bare rates.
 
-    /usr/bin/python3 bench/bench_forwarding.py [--rounds N] [--seconds S]
+    /usr/bin/python3 bench/bench_forwarding.py [--rounds N] [--seconds S] [--before SOURCE-TREE]
+
+With --before (say a 'git archive' of an earlier commit): (e) and (f), that
+tree's product at 2 and 128 uplinks, and the ratios (b)/(e), (c)/(f).
 
 Needs root and iperf3, wrk, nginx (apt-get install iperf3 wrk nginx-light).
 Everything runs in namespaces named mu<hex>-*, deleted on exit.
@@ -53,10 +56,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from multiuplink_networkd.config import stanza  # noqa: E402  (the package of this checkout)
-from multiuplink_networkd.render import nft, sysctl  # noqa: E402
 
 CLIENT = "198.51.100.10"
 LAN_SERVER = "10.0.0.2"
@@ -93,33 +92,43 @@ table ip nat {
 """
 
 
-def product(count: int, router_mode: bool, work: Path) -> tuple[str, list[str], list[str]]:
-    """The product's ruleset, its policy rules and table routes as ``ip -batch`` lines, and its sysctls."""
-    root = work / f"root-{count}-{router_mode}"
+RENDER = r"""
+import json, sys
+from multiuplink_networkd.config import stanza
+from multiuplink_networkd.render import nft, sysctl
+settings = stanza.load(sys.argv[1])
+batch = []
+for uplink in settings.uplinks:
+    for rule in settings.policy_rules(uplink):
+        suppress = "" if rule.suppress_prefixlength is None else " suppress_prefixlength 0"
+        batch.append(f"rule add fwmark {rule.fwmark:#x}/{rule.mask:#x} table {rule.table} pref {rule.priority}"
+                     + suppress)
+    batch += [f"route add {route.destination} dev {uplink.interface} scope link table {route.table}"
+              if route.gateway is None else
+              f"route add default via {route.gateway} dev {uplink.interface} onlink table {route.table}"
+              for route in settings.table_routes(uplink)]
+sysctls = [line.replace("/", ".").replace(" ", "") for line in sysctl.render(settings).splitlines()
+           if "=" in line and not line.startswith("#")]
+print(json.dumps([nft.render(settings), batch, sysctls]))
+"""
+
+
+def product(config: Config, work: Path) -> tuple[str, list[str], list[str]]:
+    """The product's ruleset (rendered by the package of ``config.source``), its policy rules and table routes as
+    ``ip -batch`` lines, and its sysctls."""
+    root = work / f"root-{config.key}"
     (root / "etc/netplan/multiuplink.d").mkdir(parents=True)
     lines = ["network:", "  version: 2", "  renderer: networkd", "  ethernets:"]
-    for interface, address, gateway in uplinks(count):
+    for interface, address, gateway in uplinks(config.uplinks):
         lines += [f"    {interface}:", f"      addresses: [{address}]",
                   f"      routes: [{{to: default, via: {gateway}}}]"]
     (root / "etc/netplan/50-uplinks.yaml").write_text("\n".join(lines) + "\n")
     (root / "etc/netplan/multiuplink.d/uplinks.yaml").write_text(
-        f"network:\n  multiuplink:\n    router-mode: {str(router_mode).lower()}\n    uplinks:\n"
-        + "".join(f"      isp{k}: {{interface: eth{k}}}\n" for k in range(1, count + 1)))
-    settings = stanza.load(str(root))
-    assert settings is not None
-    batch = []
-    for uplink in settings.uplinks:
-        for rule in settings.policy_rules(uplink):
-            suppress = "" if rule.suppress_prefixlength is None else " suppress_prefixlength 0"
-            batch.append(f"rule add fwmark {rule.fwmark:#x}/{rule.mask:#x} table {rule.table} pref {rule.priority}"
-                         + suppress)
-        batch += [f"route add {route.destination} dev {uplink.interface} scope link table {route.table}"
-                  if route.gateway is None else
-                  f"route add default via {route.gateway} dev {uplink.interface} onlink table {route.table}"
-                  for route in settings.table_routes(uplink)]
-    sysctls = [line.replace("/", ".").replace(" ", "") for line in sysctl.render(settings).splitlines()
-               if "=" in line and not line.startswith("#")]
-    return nft.render(settings), batch, sysctls
+        f"network:\n  multiuplink:\n    router-mode: {str(config.router_mode).lower()}\n    uplinks:\n"
+        + "".join(f"      isp{k}: {{interface: eth{k}}}\n" for k in range(1, config.uplinks + 1)))
+    rendered = sh("env", f"PYTHONPATH={config.source}", "/usr/bin/python3", "-c", RENDER, str(root))
+    ruleset, batch, sysctls = json.loads(rendered)
+    return str(ruleset), list(batch), list(sysctls)
 
 
 class Lab:
@@ -185,6 +194,7 @@ class Config(NamedTuple):
     uplinks: int
     product: bool
     router_mode: bool  # with the product; without router mode main's default leads out of the measured uplink
+    source: Path = REPO  # the source tree whose package renders the product
 
 
 CONFIGS = [Config("a", "plain stateful router (baseline)", 2, False, False),
@@ -193,6 +203,14 @@ CONFIGS = [Config("a", "plain stateful router (baseline)", 2, False, False),
            Config("c", "product, 128 uplinks", 128, True, True),
            Config("d", "product, router-mode off, 2 uplinks", 2, True, False)]
 COMPARED = [("A", "a"), ("b", "a"), ("c", "a"), ("d", "a"), ("b", "d")]
+
+
+def before(source: Path) -> tuple[list[Config], list[tuple[str, str]]]:
+    """(e), (f): the product of another source tree (e.g. 'git archive' of an earlier commit) at 2 and 128 uplinks,
+    compared with (a) and with this checkout's (b), (c)."""
+    return ([Config("e", "product of --before, 2 uplinks", 2, True, True, source),
+             Config("f", "product of --before, 128 uplinks", 128, True, True, source)],
+            [("e", "a"), ("f", "a"), ("b", "e"), ("c", "f")])
 
 
 def build(lab: Lab, config: Config, work: Path) -> Bed:
@@ -205,8 +223,7 @@ def build(lab: Lab, config: Config, work: Path) -> Bed:
     lines = [f"link add {i} type veth peer name p{i} netns {void}" for i, _, _ in ups[1:-1]]
     lines += [f"addr add {a} dev {i}" for i, a, _ in ups] + [f"link set {i} up" for i, _, _ in ups]
     lines += ["addr add 10.0.0.1/24 dev lan0", "link set lan0 up"]
-    ruleset, product_batch, product_sysctls = product(config.uplinks, config.router_mode, work) if config.product \
-        else ("", [], [])
+    ruleset, product_batch, product_sysctls = product(config, work) if config.product else ("", [], [])
     default = f"via {first_gw} dev {first}" if config.router_mode else f"via {last_gw} dev {last}"
     lines += [f"route add default {default}", *product_batch]
     batch(router, lines)
@@ -305,7 +322,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--cpu", default="1", help="the CPU every process runs on (default: %(default)s)")
     parser.add_argument("--metric", action="append", choices=list(METRICS), help="only these (default: all)")
+    parser.add_argument("--before", type=Path, metavar="TREE", help="also measure the product of this source tree")
     args = parser.parse_args()
+    configs, compared = CONFIGS, COMPARED
+    if args.before:
+        more, more_compared = before(args.before.resolve())
+        configs, compared = configs + more, compared + more_compared
     PINNED[2] = args.cpu
     if os.geteuid() != 0:
         parser.error("needs root (network namespaces)")
@@ -314,10 +336,10 @@ def main() -> int:
         parser.error(f"missing {', '.join(missing)}: apt-get install iperf3 wrk nginx-light curl util-linux")
     lab = Lab()
     metrics = {name: METRICS[name] for name in args.metric or METRICS}
-    samples: dict[str, dict[str, list[float]]] = {m: {c.key: [] for c in CONFIGS} for m in metrics}
+    samples: dict[str, dict[str, list[float]]] = {m: {c.key: [] for c in configs} for m in metrics}
     try:
         with tempfile.TemporaryDirectory(prefix="mu-bench-") as tmp:
-            beds = {config.key: build(lab, config, Path(tmp)) for config in CONFIGS}
+            beds = {config.key: build(lab, config, Path(tmp)) for config in configs}
             deadline = time.monotonic() + 10
             while not all(ready(bed) for bed in beds.values()):
                 if time.monotonic() > deadline:
@@ -332,12 +354,12 @@ def main() -> int:
                 print(f"  round {round_ + 1}/{args.rounds} done", file=sys.stderr)
     finally:
         lab.close()
-    labels = {c.key: c.label for c in CONFIGS}
+    labels = {c.key: c.label for c in configs}
     print(f"Work per CPU second, X/Y (higher: X is cheaper): median of {args.rounds} interleaved rounds' ratios "
           "[min .. max]. (b)/(d) is router mode's own cost.")
     for metric in metrics:
         print(f"\n{metric}")
-        for key, base in COMPARED:
+        for key, base in compared:
             ratios = sorted(x / y for x, y in zip(samples[metric][key], samples[metric][base], strict=True))
             spread = statistics.stdev(math.log(r) for r in ratios) if len(ratios) > 1 else 0.0
             print(f"  ({key})/({base}) {labels[key]:<36} {statistics.median(ratios):6.3f}  "
