@@ -214,6 +214,7 @@ class Shape:
     mark_first_packet: bool = False  # the same in prerouting, saving the input chain (fine with local lookups first)
     restore_elsewhere_only: bool = False  # restore only when the first route chose another interface
     skip_rules_unmarked: bool = False  # an ip rule sends lookups without our mark bits past our fwmark rules
+    main_first: bool = False  # the product's 'fwmark ... lookup main suppress_prefixlength 0' rules before them
     sysctls: tuple[tuple[str, str], ...] = ()
 
 
@@ -259,6 +260,10 @@ SHAPES = {
                                 skip_rules_unmarked=True, sysctls=ACCEPT_SYSCTLS),
     "lean": Shape(mark_when="unmarked", restore_when_unmarked=True, mark_first_packet=True, skip_rules_unmarked=True,
                   sysctls=ACCEPT_SYSCTLS),
+    "lean-main-first": Shape(mark_when="unmarked", restore_when_unmarked=True, mark_first_packet=True,
+                             skip_rules_unmarked=True, main_first=True, sysctls=ACCEPT_SYSCTLS),
+    "lean-main-first-noskip": Shape(mark_when="unmarked", restore_when_unmarked=True, mark_first_packet=True,
+                                    main_first=True, sysctls=ACCEPT_SYSCTLS),
     "fwmark-accept-reflect": Shape(mark_when="unmarked", restore_when_unmarked=True, mark_syn=True,
                                    sysctls=ACCEPT_SYSCTLS + REFLECT_SYSCTLS),
 }
@@ -266,9 +271,12 @@ SHAPES = {
 
 def shape_setup(shape: Shape) -> Callable[[list[Uplink], Path], HostSetup]:
     def setup(ups: list[Uplink], work: Path) -> HostSetup:
-        skip = ["rule add pref 1001 nop", f"rule add fwmark 0x0/{MASK:#x} goto 1001 pref 999"]
+        skip = ["rule add pref 1001 nop", f"rule add fwmark 0x0/{MASK:#x} goto 1001 pref 998"]
+        main_first = [f"rule add fwmark {u.fwmark:#x}/{MASK:#x} table main suppress_prefixlength 0 pref 999"
+                      for u in ups]
         return HostSetup(nft=render_shape(ups, shape),
-                         ip_batch=fwmark_rules(ups) + table_routes(ups) + (skip if shape.skip_rules_unmarked else []),
+                         ip_batch=fwmark_rules(ups) + table_routes(ups) + (skip if shape.skip_rules_unmarked else [])
+                         + (main_first if shape.main_first else []),
                          sysctls=rp_filter_loose(ups) | dict(shape.sysctls))
     return setup
 
@@ -767,6 +775,8 @@ def main() -> int:
     parser.add_argument("--measure", action="append", choices=list(MEASURES),
                         help="only these measures: " + ", ".join(f"{key} = {name}" for key, name in MEASURES.items()))
     parser.add_argument("--cpu", type=int, default=1, help="the one CPU every server and client runs on")
+    parser.add_argument("--base", metavar="KEY", help="the configuration the others are divided by (default a), e.g. "
+                        "a product:TREE@N variant for before/after ratios with their own confidence intervals")
     args = parser.parse_args()
     timing = Timing(rounds=args.rounds or (10 if args.quick else 40), slice=args.slice, cpu=args.cpu)
     if os.geteuid() != 0:
@@ -779,6 +789,9 @@ def main() -> int:
             parser.error(f"{tool} is missing: apt-get install iperf3 wrk sockperf nginx-light nftables iptables")
     only = args.only if args.only is not None else ("bcd" if args.quick else "Abcd")
     configs = [c for c in STANDARD if c.key == "a" or c.key in only] + args.variant
+    if args.base and args.base not in {c.key for c in configs}:
+        parser.error(f"--base {args.base}: no such configuration")
+    configs.sort(key=lambda c: c.key != (args.base or "a"))  # stable: the base first, the rest in order
     workloads = {MEASURES[key]: WORKLOADS[MEASURES[key]] for key in args.measure or MEASURES}
     print("\n".join(describe_machine()))
     print(f"every server and client on CPU {timing.cpu} at nice -20; {timing.rounds} rounds of "

@@ -134,6 +134,38 @@ def run_suite(uplinks: int, runs: int, base: Path) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+def peak_rss_kib(argv: list[str], env: dict[str, str]) -> int:
+    """ru_maxrss of the child itself (``os.wait4``), not of its own children (nft, ip, networkctl)."""
+    child = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, argv)
+    return usage.ru_maxrss
+
+
+def peak_memory(uplinks: int, base: Path) -> dict[str, int]:
+    """Peak resident memory (KiB) of the boot generator (cold), of 'multiuplink generate' and, as root, of
+    'multiuplink apply --boot' in a network namespace of its own (its ruleset is loaded there; no networkd)."""
+    root = make_root(base / f"memory-{uplinks}", uplinks, True)
+    out = base / f"memory-out-{uplinks}"
+    out.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cli = ["/usr/bin/python3", "-m", "multiuplink_networkd"]
+    found = {"generator, cold": peak_rss_kib([str(GENERATOR), *[str(out)] * 3],
+                                             {**env, "MULTIUPLINK_ROOT_DIR": str(root)}),
+             "generate": peak_rss_kib([*cli, "generate", "--root-dir", str(root)], env)}
+    if os.geteuid() == 0:
+        namespace = f"mu-memory-{os.getpid()}"
+        subprocess.run(["ip", "netns", "add", namespace], check=True)
+        try:
+            found["apply"] = peak_rss_kib(["ip", "netns", "exec", namespace, *cli, "apply", "--boot", "--root-dir",
+                                           str(root)], env)
+        finally:
+            subprocess.run(["ip", "netns", "del", namespace], check=True)
+    return found
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=40)
@@ -158,6 +190,10 @@ def main() -> int:
             full_render = medians["generate-cli"] / netplan
             print(f"  'multiuplink generate' (full render) {full_render:5.2f}x netplan's generator")
             print(f"  (netplan's generator itself: {netplan / python:4.2f}x bare python3)")
+            memory = peak_memory(uplinks, Path(tmp))
+            print("  peak memory (ru_maxrss of the Python process): " + ", ".join(
+                f"{name} {kib / 1024:.1f} MiB" for name, kib in memory.items())
+                  + ("" if "apply" in memory else " (apply: needs root)"))
     return 0
 
 
