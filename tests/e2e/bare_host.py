@@ -1,4 +1,4 @@
-"""A namespace with three uplink links and no networkd, where ``apply --boot`` loads real nft, iptables and rp_filter.
+"""A namespace with three uplink links and no networkd, where ``apply --boot`` loads real nft, iptables and sysctls.
 
 For the tests that need many applies (kills, full file systems, parallel
 writers): the BCP38 topology with networkd (product.py ``Host``) proves the
@@ -27,7 +27,8 @@ LINKS = ("eth1", "eth2", "eth3")
 NO_NETWORKD = "#!/bin/sh\n# test stub: no systemd-networkd runs in this namespace\nexit 3\n"
 CLONE_NEWNET = 0x40000000
 _STATE = ("nft list table inet multiuplink 2>/dev/null; echo ---; iptables-save -t mangle; echo ---; "
-          + "; ".join(f"cat /proc/sys/net/ipv4/conf/{link}/rp_filter" for link in LINKS))
+          + "; ".join(f"cat /proc/sys/net/ipv4/conf/{link}/rp_filter" for link in LINKS)
+          + "; cat /proc/sys/net/ipv4/tcp_fwmark_accept")
 Kernel = tuple[str, list[str], list[str]]
 
 
@@ -40,10 +41,10 @@ def add_links(namespace: str) -> None:
 
 
 def kernel(namespace: str) -> Kernel:
-    """Our nft table, our iptables lines, rp_filter of each link; counters left out."""
-    nft, iptables, rp_filter = netns.run(namespace, "sh", "-c", _STATE).stdout.split("---\n")
+    """Our nft table, our iptables lines, rp_filter of each link and tcp_fwmark_accept; counters left out."""
+    nft, iptables, sysctls = netns.run(namespace, "sh", "-c", _STATE).stdout.split("---\n")
     ours = [re.sub(r"\[\d+:\d+\]", "", line) for line in iptables.splitlines() if "MULTIUPLINK" in line]
-    return re.sub(r"counter packets \d+ bytes \d+", "counter", nft), ours, rp_filter.split()
+    return re.sub(r"counter packets \d+ bytes \d+", "counter", nft), ours, sysctls.split()
 
 
 def load(namespace: str, files: dict[str, str]) -> Kernel:
@@ -59,7 +60,7 @@ def load(namespace: str, files: dict[str, str]) -> Kernel:
     uplinks = {u["interface"]: str(u["rp_filter"])
                for u in json.loads(files.get(paths.MANIFEST, '{"uplinks": []}'))["uplinks"]}
     nft, iptables, _ = kernel(namespace)
-    return nft, iptables, [uplinks.get(link, "1") for link in LINKS]
+    return nft, iptables, [*(uplinks.get(link, "1") for link in LINKS), "1" if uplinks else "0"]
 
 
 def stub_bin(directory: Path) -> Path:
