@@ -92,3 +92,33 @@ def test_script_checks_the_stanza_directories_of_paths() -> None:
     copies = [node.value for node in tree.body if isinstance(node, ast.Assign)
               and any(isinstance(t, ast.Name) and t.id == "STANZA_DIRS" for t in node.targets)]
     assert len(copies) == 1 and ast.literal_eval(copies[0]) == paths.STANZA_DIRS
+
+
+def test_unusable_netplan_input_pulls_in_the_report_unit(root: Path, tmp_path: Path) -> None:
+    """A 5000-digit metric raised an uncaught ValueError: neither unit ran and the error never reached the journal."""
+    netplan = root / "etc/netplan/50-uplinks.yaml"
+    netplan.write_text(netplan.read_text().replace("metric: 100", "metric: " + "9" * 5000))
+    out = tmp_path / "out"
+    done = run(root, str(out))
+    assert done.returncode == 0 and wanted(out) == [generator.REPORT_UNIT]
+    assert f"{netplan}:13:19: invalid unsigned int value '99999999999999999999...'" in done.stderr
+
+
+@pytest.mark.parametrize("where", ["etc/netplan/multiuplink.d", "run/netplan/multiuplink.d"])
+def test_dangling_stanza_pulls_in_the_report_unit(root: Path, tmp_path: Path, where: str) -> None:
+    (root / where).mkdir(parents=True, exist_ok=True)
+    (root / where / "uplinks.yaml").unlink(missing_ok=True)
+    (root / where / "uplinks.yaml").symlink_to("/nonexistent")
+    out = tmp_path / "out"
+    done = run(root, str(out))
+    assert done.returncode == 0 and wanted(out) == [generator.REPORT_UNIT]
+    assert "uplinks.yaml:1:1: cannot read the file: it is a symbolic link to '/nonexistent'" in done.stderr
+
+
+def test_hidden_stanza_files_alone_import_nothing(root: Path, tmp_path: Path) -> None:
+    stanza_dir = root / "etc/netplan/multiuplink.d"
+    (stanza_dir / "uplinks.yaml").rename(stanza_dir / ".uplinks.yaml")
+    out = tmp_path / "out"
+    out.mkdir()
+    done = run(root, str(out))
+    assert (done.returncode, done.stderr, list(out.iterdir())) == (0, "", [])

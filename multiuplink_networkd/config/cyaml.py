@@ -34,6 +34,7 @@ from types import ModuleType
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Generator
     from typing import Any, TypeVar
 
     _Number = TypeVar("_Number", int, float)
@@ -148,6 +149,17 @@ def compose(text: str) -> Node | None:
     loader = _Loader(text)
     try:
         return loader.get_single_node()  # type: ignore[no-any-return]
+    finally:
+        loader.dispose()
+
+
+def documents(text: str) -> Generator[Node, None, None]:
+    """Each YAML document's nodes in turn, composed only when asked for: like netplan (libyaml's
+    ``yaml_parser_load`` once), a reader that takes the first never parses the rest."""
+    loader = _Loader(text)
+    try:
+        while loader.check_node():
+            yield loader.get_node()
     finally:
         loader.dispose()
 

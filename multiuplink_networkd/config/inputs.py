@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 
 from .. import paths
+from ..errors import ConfigError, Position
+
+_ABSENT = (errno.ENOENT, errno.ENOTDIR)
+"""A directory that is missing (or a file, or a dangling link) holds nothing, as for netplan's glob."""
 
 
 def yaml_files(root: str, subdir: str = "") -> list[tuple[str, str]]:
     """``(real path, shown path)`` of the ``*.yaml`` files netplan's rules select, in reading order.
 
-    Same basename: /run masks /etc masks /lib; the survivors are read in basename order.
+    Same basename: /run masks /etc masks /lib, whatever the entry is (an unusable one is an error when
+    it is read); a link to /dev/null masks and is skipped (systemd's convention; netplan reads it as
+    empty). Hidden files are skipped, as by netplan's glob. The survivors are read in basename order.
+    An unreadable directory is a :class:`ConfigError`: its files would be read at boot, as root.
     """
     chosen: dict[str, tuple[str, str]] = {}
     for directory in paths.NETPLAN_DIRS:
@@ -18,14 +27,25 @@ def yaml_files(root: str, subdir: str = "") -> list[tuple[str, str]]:
         real_dir = os.path.join(root, relative)
         try:
             names = os.listdir(real_dir)
-        except OSError:
-            continue
+        except OSError as error:
+            if error.errno in _ABSENT:
+                continue
+            raise ConfigError(Position(shown_path(root, relative), 1, 1),
+                              f"cannot list the directory: {error.strerror}",
+                              "make it readable (mode 0755): the files in it are read at boot") from None
         for name in names:
-            if name.endswith(".yaml"):
-                real = os.path.join(real_dir, name)
-                if os.path.isfile(real):
-                    chosen[name] = (real, shown_path(root, f"{relative}/{name}"))
-    return [chosen[name] for name in sorted(chosen)]
+            if name.endswith(".yaml") and not name.startswith("."):
+                chosen[name] = (os.path.join(real_dir, name), shown_path(root, f"{relative}/{name}"))
+    return [chosen[name] for name in sorted(chosen) if not _masked(chosen[name][0])]
+
+
+def _masked(path: str) -> bool:
+    """Whether the entry resolves to /dev/null (compared by device number, so also under a ``--root-dir``)."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return False  # reported when it is read
+    return stat.S_ISCHR(status.st_mode) and status.st_rdev == os.makedev(1, 3)
 
 
 def stanza_files(root: str) -> list[tuple[str, str]]:
@@ -38,10 +58,21 @@ def shown_path(root: str, relative: str) -> str:
 
 
 def fingerprint(root: str, version: str) -> str:
-    """Names, sizes, mtimes and inodes of every input file: changes whenever any input may have changed."""
+    """Names, sizes, mtimes and inodes of every input file: changes whenever any input may have changed.
+
+    An input that cannot be listed or stat'ed gives a line no successful run wrote, so it never matches.
+    """
     lines = [f"multiuplink-networkd {version}"]
-    for real, shown in yaml_files(root) + stanza_files(root):
-        status = os.stat(real)
+    try:
+        files = yaml_files(root) + stanza_files(root)
+    except ConfigError as error:
+        return f"unreadable {error.position!r}\n"
+    for real, shown in files:
+        try:
+            status = os.stat(real)
+        except OSError as error:
+            lines.append(f"unreadable {error.errno} {shown}")
+            continue
         lines.append(f"{status.st_mtime_ns} {status.st_size} {status.st_ino} {shown}")
     return "\n".join(lines) + "\n"
 

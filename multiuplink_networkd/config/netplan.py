@@ -22,6 +22,17 @@ and ``/lib/netplan/generate`` on this host; documented in netplan-generate(8)
   in force where the ID is *first* defined (order inside the section matters,
   ``npp->current.backend``); else the last ``network: renderer`` of all files
   (``finish_iterator``); else networkd.
+* Kernel name (``[Match] Name=`` of the ``.network``): ``set-name``; else a
+  ``match: name``; else, for a physical device (ethernets, wifis, modems) whose
+  ID was once defined without ``match``, the ID: netplan sets it then
+  (``set_str_if_null``) and a later ``match`` without ``name`` keeps it. A MAC
+  or driver match alone leaves it unknown. ``set-name: ""`` writes an empty
+  ``Name=``, which matches every link.
+* Integers (``metric``, ``table``) are C's ``strtoull`` in base 10: leading
+  white space and a sign are accepted, ``""`` is 0, anything else or a value
+  above 4294967295 makes netplan fail, and so it is an error here too.
+* Addresses: netplan writes the plain ones (IPv4, then IPv6), then those with
+  options (``- 10.0.0.1/24: {label: ...}``, of which only the first key counts).
 """
 
 from __future__ import annotations
@@ -29,7 +40,7 @@ from __future__ import annotations
 import ipaddress
 from collections import namedtuple
 
-from ..errors import Position
+from ..errors import ConfigError, Position
 from .inputs import yaml_files
 from .yamlsource import MappingNode, ScalarNode, SequenceNode, compose_file
 
@@ -54,6 +65,13 @@ _TRUE = frozenset(("true", "yes", "on", "y"))
 _FALSE = frozenset(("false", "no", "off", "n"))
 _KERNEL_DEFAULT_METRIC = {4: 0, 6: 1024}
 """Metric the kernel gives a route that networkd adds without ``Metric=``."""
+_PHYSICAL = frozenset(("ethernets", "wifis", "modems"))
+"""Sections whose devices exist before netplan: ``match`` and ``set-name`` apply, the ID names them only by default."""
+_C_SPACE = " \t\n\v\f\r"
+_ULLONG_MAX = (1 << 64) - 1
+_UINT_MAX = (1 << 32) - 1
+_METRIC_UNSPEC = _UINT_MAX
+"""netplan's "no metric" sentinel: ``metric: 4294967295`` writes no ``Metric=``."""
 _MAX_DEPTH = 16
 """Deeper YAML is not netplan's (its deepest keys sit about 7 levels down); also stops alias cycles."""
 
@@ -125,13 +143,15 @@ class NetplanFacts(namedtuple("NetplanFacts", ("interfaces", "files", "misplaced
 class _Definition:
     """One netplan ID while files are still being read."""
 
-    __slots__ = ("keys", "kind", "position", "section_renderer")
+    __slots__ = ("implicit_name", "keys", "kind", "position", "section_renderer")
 
     def __init__(self, kind: str, section_renderer: str | None) -> None:
         self.kind = kind
         self.section_renderer = section_renderer
         self.keys: dict[str, Any] = {}
         self.position: Position | None = None
+        self.implicit_name: str | None = None
+        """The ID, once a body of a physical device came without ``match``: its name unless ``match`` names one."""
 
 
 def read_netplan(root: str) -> NetplanFacts:
@@ -180,6 +200,8 @@ def _read_section(kind: str, section: Node, shown: str, definitions: dict[str, _
             continue  # netplan refuses: "Updated definition changes device type"
         definition.position = _position(id_node, shown)
         _merge(definition.keys, body, shown, 0)
+        if kind in _PHYSICAL and "match" not in definition.keys and definition.implicit_name is None:
+            definition.implicit_name = netplan_id
         misplaced.extend(_position(key, shown) for key, _ in _pairs(body) if key.value == MISPLACED_KEY)
 
 
@@ -269,34 +291,39 @@ def _interface(netplan_id: str, definition: _Definition, default_renderer: str,
 
 
 def _kernel_name(netplan_id: str, definition: _Definition) -> str | None:
-    """``set-name``, else the ID unless ``match`` selects the device, else a literal ``match: name``."""
+    """The literal ``[Match] Name=`` netplan writes (``""`` for an empty one), else None (a pattern, a MAC...)."""
     if definition.kind == "nm-devices":
         return None  # the ID names a NetworkManager connection, not a device
+    if definition.kind not in _PHYSICAL:
+        return netplan_id  # netplan creates it under that name; it refuses 'match' and 'set-name' here
     keys = definition.keys
     set_name = keys.get("set-name")
-    if isinstance(set_name, str) and set_name:
+    if isinstance(set_name, str):
         return set_name
-    if "match" not in keys:
-        return netplan_id
-    match = keys["match"]
+    match = keys.get("match")
     name = match.get("name") if isinstance(match, dict) else None
-    if isinstance(name, str) and name and not _GLOB_CHARACTERS.intersection(name):
-        return name
-    return None
+    if not isinstance(name, str):
+        name = definition.implicit_name
+    return None if name is None or _GLOB_CHARACTERS.intersection(name) else name
 
 
 def _addresses(value: Any) -> tuple[IPInterface, ...]:
-    """Static addresses, list-of-strings and ``- 10.0.0.1/24: {label: ...}`` forms, without repeats."""
-    found: dict[Any, None] = {}
+    """Static addresses without repeats, in netplan's order: plain IPv4, plain IPv6, then those with options.
+
+    An entry with options is a mapping (``- 10.0.0.1/24: {label: ...}``) of which netplan reads the first key.
+    """
+    groups: dict[Any, dict[Any, None]] = {4: {}, 6: {}, "options": {}}
     for item in value if isinstance(value, list) else ():
-        if isinstance(item, dict) and len(item) == 1:
-            item = next(iter(item))
+        options = isinstance(item, dict)
+        if options:
+            item = next(iter(item), None)
         if isinstance(item, str) and "/" in item:
             try:
-                found[ipaddress.ip_interface(item)] = None
+                address = ipaddress.ip_interface(item)
             except ValueError:
                 continue
-    return tuple(found)
+            groups["options" if options else address.version][address] = None
+    return tuple(dict.fromkeys(address for group in groups.values() for address in group))
 
 
 def _default_routes(keys: dict[str, Any], default_table: int) -> tuple[DeclaredRoute, ...]:
@@ -310,18 +337,20 @@ def _default_routes(keys: dict[str, Any], default_table: int) -> tuple[DeclaredR
                                        getattr(legacy, "position", None)))
     routes = keys.get("routes")
     for route in routes if isinstance(routes, list) else ():
-        family = _default_route_family(route) if isinstance(route, dict) else None
+        if not isinstance(route, dict):
+            continue
+        metric, table = _unsigned(route.get("metric")), _unsigned(route.get("table"))  # checked on every route
+        family = _default_route_family(route)
         if family is None:
             continue
         via = route.get("via")
         gateway = _address(via, family)
         if gateway is None and (via is not None or route.get("scope") != "link"):
             continue  # netplan refuses a unicast route without a usable 'via' unless it is scope link
-        metric = _unsigned(route.get("metric"))
         where = via if via is not None else route.get("to")
         found.append(DeclaredRoute(family, gateway, _boolean(route.get("on-link")) is True,
-                                   _unsigned(route.get("table")) or default_table,  # netplan: table 0 means unset
-                                   _KERNEL_DEFAULT_METRIC[family] if metric is None else metric,
+                                   table or default_table,  # netplan: table 0 means unset
+                                   _KERNEL_DEFAULT_METRIC[family] if metric in (None, _METRIC_UNSPEC) else metric,
                                    getattr(where, "position", None)))
     return tuple(found)
 
@@ -363,4 +392,29 @@ def _boolean(value: Any) -> bool | None:
 
 
 def _unsigned(value: Any) -> int | None:
-    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else None
+    """An integer as netplan reads it (``g_ascii_strtoull`` in base 10, at most 4294967295); None when unset.
+
+    Raises :class:`ConfigError` where netplan fails, so that no route is read as another (a ``table: +200``
+    taken as unset would make a main-table default).
+    """
+    if not isinstance(value, str):
+        return None
+    text = value.lstrip(_C_SPACE)
+    negative = text.startswith("-")
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if value and not (digits.isascii() and digits.isdigit()):
+        raise _invalid_unsigned(value)
+    significant = digits.lstrip("0")
+    number = int(significant) if 0 < len(significant) <= 20 else 0 if not significant else _ULLONG_MAX + 1
+    if number > _ULLONG_MAX:
+        raise _invalid_unsigned(value)
+    number = -number & _ULLONG_MAX if negative else number  # strtoull negates in unsigned arithmetic
+    if number > _UINT_MAX:
+        raise _invalid_unsigned(value)
+    return number
+
+
+def _invalid_unsigned(value: str) -> ConfigError:
+    shown = value if len(value) <= 24 else value[:20] + "..."
+    return ConfigError(getattr(value, "position", None), f"invalid unsigned int value '{shown}'",
+                       "netplan fails on it too; write a number from 0 to 4294967295")

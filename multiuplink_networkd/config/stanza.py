@@ -47,9 +47,13 @@ def load(root: str, reference: bool = False) -> Settings | None:
     would choke on it. ``reference`` checks the schema with jsonschema
     instead of the fast checker.
     """
-    files = stanza_files(root)
-    rules = schema.load_schema()
     errors: list[ConfigError] = []
+    try:
+        files = stanza_files(root)
+    except ConfigError as error:  # an unreadable directory: never taken as "no stanza"
+        errors.append(error)
+        files = []
+    rules = schema.load_schema()
     merged_globals: dict[str, Setting] = {}
     merged_uplinks: dict[str, dict[str, Setting]] = {}
     uplink_positions: dict[str, Position] = {}
@@ -174,6 +178,12 @@ class _Builder:
         if not _safe_name(definition.netplan_id, 64):
             self.error(wanted.position, f"netplan ID '{definition.netplan_id}' cannot be used in a file name",
                        "rename the netplan definition with letters, digits, '_', '.', '@', '+' or '-'")
+            return None
+        if definition.name == "":
+            self.error(wanted.position, f"netplan interface '{definition.netplan_id}' of uplink '{name}' has an "
+                       f"empty set-name (at {definition.position!r})",
+                       "netplan then writes 'Name=' with no name, which matches every link; set 'set-name' to the "
+                       "kernel name the interface gets, or remove it")
             return None
         if definition.name is None:
             self.error(wanted.position, f"the kernel name of interface '{wanted.value}' is not known",
