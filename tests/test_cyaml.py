@@ -190,7 +190,8 @@ def test_corpus_documents_match() -> None:
 
 
 def test_golden_case_inputs_match() -> None:
-    files = sorted((REPO / "tests" / "cases").glob("*/input/**/*.yaml"))
+    files = sorted(path for path in (REPO / "tests" / "cases").glob("*/input/**/*.yaml")
+                   if path.is_file())  # not error-unusable-inputs' directory named old.yaml
     assert files
     compare_documents([{"path": str(path)} for path in files])
 

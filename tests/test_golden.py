@@ -1,7 +1,10 @@
 """Golden directories: ``tests/cases/<name>/input`` is a root, ``expected`` the exact output tree.
 
 A case with ``expected.stderr`` instead must fail with exactly that message
-(the temporary root shown as ``ROOT``) and write nothing. ``validate.stdout``,
+(the temporary root shown as ``ROOT``) and write nothing. ``links``, where
+present, lists symbolic links made in the root (``path -> target``, one a
+line): masks to /dev/null, dangling links and loops, which a source package
+must not hold. ``validate.stdout``,
 where present, is what ``validate`` explains about the uplinks. Adding a case is
 adding folders; ``MULTIUPLINK_UPDATE_GOLDEN=1`` rewrites the expectations.
 """
@@ -38,6 +41,11 @@ def test_case(case: str, command: str, tmp_path: Path, capsys: pytest.CaptureFix
     source = CASES / case
     root = tmp_path / "root"
     shutil.copytree(source / "input", root)
+    links = source / "links"
+    for line in links.read_text().splitlines() if links.exists() else ():
+        link, target = line.split(" -> ")
+        (root / link).parent.mkdir(parents=True, exist_ok=True)
+        (root / link).symlink_to(target)
     code, out, err = run_cli(capsys, command, "--root-dir", str(root))
     out, err = out.replace(str(root), "ROOT"), err.replace(str(root), "ROOT")
     expected_stderr = source / "expected.stderr"

@@ -221,15 +221,16 @@ def _merge(target: dict[str, Any], mapping: Node, shown: str, depth: int) -> dic
     """Apply one YAML mapping onto ``target`` by netplan's rules: scalars replace, sequences append, mappings merge."""
     if depth > _MAX_DEPTH:
         return target
-    for key, value in _pairs(mapping):
-        old = target.get(key.value)
+    for key_node, value in _pairs(mapping):
+        key = _located(key_node, shown)  # a dict keeps the first key object: an address with options keeps its place
+        old = target.get(key)
         if isinstance(value, MappingNode):
-            target[key.value] = _merge(old if isinstance(old, dict) else {}, value, shown, depth + 1)
+            target[key] = _merge(old if isinstance(old, dict) else {}, value, shown, depth + 1)
         elif isinstance(value, SequenceNode):
             items = [_plain(item, shown, depth + 1) for item in value.value]
-            target[key.value] = old + items if isinstance(old, list) else items
+            target[key] = old + items if isinstance(old, list) else items
         else:
-            target[key.value] = _located(value, shown)
+            target[key] = _located(value, shown)
     return target
 
 
@@ -276,9 +277,9 @@ def _interface(netplan_id: str, definition: _Definition, default_renderer: str,
     link_local = keys.get("link-local")
     addresses = keys.get("addresses")
     origins = {key: keys[key].position for key in ("dhcp4", "dhcp6", "accept-ra") if isinstance(keys.get(key), Located)}
-    first_address = next((item for item in addresses if isinstance(item, Located)), None) \
-        if isinstance(addresses, list) else None
-    if first_address is not None:
+    first_address = next((next(iter(item), None) if isinstance(item, dict) else item for item in addresses
+                          if isinstance(item, (Located, dict))), None) if isinstance(addresses, list) else None
+    if isinstance(first_address, Located):
         origins["addresses"] = first_address.position
     return NetplanInterface(
         netplan_id=netplan_id, kind=definition.kind, name=_kernel_name(netplan_id, definition),

@@ -137,8 +137,8 @@ def _open_input(path: str) -> tuple[BinaryIO | None, str]:
 
 _FILE_KINDS = {stat.S_IFREG: "", stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket",
                stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device"}
-_UNUSABLE_HINT = ("netplan fails on it too; make it a regular file, remove it, or link it to /dev/null to mask "
-                  "a file of the same name")
+_UNUSABLE_HINT = ("make it a regular file, remove it, or link it to /dev/null to mask a file of the same name "
+                  "(netplan fails on such an entry too)")
 
 
 def compose_text(data: bytes, shown_path: str, later_documents: bool = False) -> YAMLNode | None:
