@@ -586,3 +586,16 @@ def test_vrf_table_is_read_as_netplan_reads_it(tmp_path: Path) -> None:
     interfaces = read_one(tmp_path, "network:\n  ethernets:\n    eth1: {routes: [{to: default, via: 10.1.0.1}]}\n"
                                     "  vrfs:\n    blue: {table: ' +1005', interfaces: [eth1]}\n")
     assert gateways(interfaces["eth1"]) == [("10.1.0.1", False, 1005, 0)]
+
+
+def test_a_repeated_address_with_options_ends_its_list(tmp_path: Path) -> None:
+    """netplan 0.106 configures only 10.0.0.1/24 and 10.0.5.1/24 here (found by the differential test)."""
+    interfaces = read_one(tmp_path, """\
+        network:
+          ethernets:
+            eth0:
+              addresses: [{10.0.0.1/24: {}}, {10.0.0.1/24: {label: x}}, 10.0.1.1/24]
+            eth0:
+              addresses: [{10.0.5.1/24: {}}, {10.0.0.1/24: {}}, 10.0.2.1/24]
+        """)
+    assert [str(a) for a in interfaces["eth0"].addresses] == ["10.0.0.1/24", "10.0.5.1/24"]

@@ -32,7 +32,8 @@ and ``/lib/netplan/generate`` on this host; documented in netplan-generate(8)
   white space and a sign are accepted, ``""`` is 0, anything else or a value
   above 4294967295 makes netplan fail, and so it is an error here too.
 * Addresses: netplan writes the plain ones (IPv4, then IPv6), then those with
-  options (``- 10.0.0.1/24: {label: ...}``, of which only the first key counts).
+  options (``- 10.0.0.1/24: {label: ...}``, of which only the first key counts);
+  an entry with options repeated ends the list it is in.
 """
 
 from __future__ import annotations
@@ -228,10 +229,25 @@ def _merge(target: dict[str, Any], mapping: Node, shown: str, depth: int) -> dic
             target[key] = _merge(old if isinstance(old, dict) else {}, value, shown, depth + 1)
         elif isinstance(value, SequenceNode):
             items = [_plain(item, shown, depth + 1) for item in value.value]
+            if key == "addresses" and depth == 0:
+                items = _until_repeated_option(old if isinstance(old, list) else [], items)
             target[key] = old + items if isinstance(old, list) else items
         else:
             target[key] = _located(value, shown)
     return target
+
+
+def _until_repeated_option(old: list[Any], items: list[Any]) -> list[Any]:
+    """netplan 0.106 stops reading an ``addresses`` list at an entry with options whose address (the first key)
+    already has options: the rest of that list is not configured (checked with ``/lib/netplan/generate``)."""
+    seen = {next(iter(item)) for item in old if isinstance(item, dict) and item}
+    for index, item in enumerate(items):
+        if isinstance(item, dict) and item:
+            address = next(iter(item))
+            if address in seen:
+                return items[:index]
+            seen.add(address)
+    return items
 
 
 def _plain(node: Node, shown: str, depth: int) -> Any:

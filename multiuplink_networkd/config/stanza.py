@@ -173,7 +173,10 @@ class _Builder:
             return None
         if definition.renderer != "networkd":
             self.error(wanted.position, f"interface '{wanted.value}' of uplink '{name}' is rendered by "
-                       f"{definition.renderer}", "multiuplink works with 'renderer: networkd'")
+                       f"{definition.renderer}, not systemd-networkd",
+                       f"netplan writes no 10-netplan-{definition.netplan_id}.network for our rules and routes to "
+                       "extend; set 'renderer: networkd' on it in netplan (or on its section, or network:), "
+                       "or leave this uplink out")
             return None
         if not _safe_name(definition.netplan_id, 64):
             self.error(wanted.position, f"netplan ID '{definition.netplan_id}' cannot be used in a file name",
