@@ -19,7 +19,8 @@ STANZA = "etc/netplan/multiuplink.d/uplinks.yaml"
 
 @pytest.mark.parametrize("content,message", [
     (b"network:\n" + b"#" * (2 << 20) + b"\n", "uplinks.yaml:1:1: file is larger than 2 MiB"),
-    (b"a: " + b"[" * 20000 + b"]" * 20000 + b"\n", "uplinks.yaml:1:1: file has more than 10000 list items"),
+    (b"a: " + b"[" * 60000 + b"]" * 60000 + b"\n", "uplinks.yaml:1:1003: values nest deeper than 1000 levels"),
+    (b"- " * 60000 + b"x\n", "uplinks.yaml:1:2001: values nest deeper than 1000 levels"),
     (b"a: &x [*x]\n", "uplinks.yaml:1:4: values nest deeper than 32 levels"),
     (b"network:\n  multiuplink: {uplinks: {isp1: {interface: \xff}}}\n", "uplinks.yaml:2:45: file is not valid UTF-8"),
     (b"network:\n  multiuplink: !!bool maybe\n", "uplinks.yaml:2:16: invalid bool value 'maybe'"),
@@ -108,4 +109,20 @@ def test_hidden_and_masked_stanza_files_are_not_read(tmp_path: Path, capsys: pyt
     (root / "lib/netplan/multiuplink.d").mkdir(parents=True)
     (root / "lib/netplan/multiuplink.d/vendor.yaml").write_text("network: {multiuplink: {uplinks: {x: {}}}}\n")
     (root / "etc/netplan/multiuplink.d/vendor.yaml").symlink_to("/dev/null")
+    assert cli.main(["validate", "--root-dir", str(root)]) == cli.EXIT_OK, capsys.readouterr().err
+
+
+def test_the_largest_real_config_is_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every VLAN ID on a trunk, each with two addresses, a default route in its own table and a policy rule:
+    0.95 MB and 32,000 list items and brackets (which the old bound, 10,000 of them, refused), well within
+    the 2 MiB limit."""
+    root = tmp_path / "root"
+    shutil.copytree(EXAMPLE, root)
+    vlan = ("    vlan{0}:\n      id: {0}\n      link: eth1\n"
+            "      addresses: [10.{1}.{2}.1/24, \"2001:db8:{0:x}::1/64\"]\n"
+            "      routes:\n        - {{to: default, via: 10.{1}.{2}.254, table: {3}}}\n"
+            "      routing-policy:\n        - {{from: 10.{1}.{2}.0/24, table: {3}}}\n")
+    text = "network:\n  vlans:\n" + "".join(vlan.format(i, i // 250, i % 250, 1000 + i) for i in range(1, 4095))
+    assert 900_000 < len(text) < (2 << 20)
+    (root / "etc/netplan/60-vlans.yaml").write_text(text)
     assert cli.main(["validate", "--root-dir", str(root)]) == cli.EXIT_OK, capsys.readouterr().err

@@ -136,6 +136,12 @@ if not FAST:
 
 # Either way, these are PyYAML's own classes (noqa: yaml is loaded one way or the other above).
 from yaml.error import MarkedYAMLError as MarkedYAMLError, YAMLError as YAMLError  # noqa: E402
+from yaml.events import (  # noqa: E402
+    CollectionEndEvent as CollectionEndEvent,
+    CollectionStartEvent as CollectionStartEvent,
+    DocumentEndEvent as DocumentEndEvent,
+    StreamEndEvent as StreamEndEvent,
+)
 from yaml.nodes import (  # noqa: E402
     MappingNode as MappingNode,
     Node as Node,
@@ -160,6 +166,30 @@ def documents(text: str) -> Generator[Node, None, None]:
     try:
         while loader.check_node():
             yield loader.get_node()
+    finally:
+        loader.dispose()
+
+
+def too_deep(text: str, limit: int, first_only: bool) -> Any:
+    """Where a collection first nests deeper than ``limit`` (its start mark), else None; composes nothing.
+
+    libyaml's composer recurses in C, and some 30000 nested levels crash the process, while its parser
+    keeps its stacks on the heap: walking the events first bounds the composer's depth exactly, at
+    about 40% of the time composing takes. ``first_only`` stops after the first document.
+    """
+    loader = _Loader(text)
+    try:
+        depth = 0
+        while True:
+            event = loader.get_event()
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > limit:
+                    return event.start_mark
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+            elif isinstance(event, StreamEndEvent) or (first_only and isinstance(event, DocumentEndEvent)):
+                return None
     finally:
         loader.dispose()
 

@@ -33,13 +33,9 @@ policy rule, is 0.95 MB of netplan YAML. Composing costs at most about 160 bytes
 ~330 MiB and a few seconds, files are composed one at a time.
 """
 
-MAX_NESTING_OPENERS = 10000
-"""libyaml's composer recurses in C: ``[`` or ``- `` nested some 30000 deep crash the process (SIGSEGV).
-
-Counting the characters that can open a level cheaply bounds the depth (indented
-block mappings cannot nest that deep within :data:`MAX_FILE_BYTES`).
-"""
-_NESTING_OPENERS = (b"[", b"{", b"- ", b"? ")
+MAX_NESTING = 1000
+"""Collections nested deeper are refused before composing (see :func:`.cyaml.too_deep`): netplan's deepest
+keys sit about 7 levels down, a stanza's 5, and libyaml's composer crashes at some 30000."""
 
 _STR_TAG = "tag:yaml.org,2002:str"
 _NULL_TAG = "tag:yaml.org,2002:null"
@@ -147,10 +143,6 @@ def compose_text(data: bytes, shown_path: str, later_documents: bool = False) ->
     Later documents are not parsed, as netplan does, unless ``later_documents`` asks for an error at
     the first of them that is not empty.
     """
-    if sum(data.count(opener) for opener in _NESTING_OPENERS) > MAX_NESTING_OPENERS:
-        raise ConfigError(Position(shown_path, 1, 1),
-                          f"file has more than {MAX_NESTING_OPENERS} list items and brackets",
-                          "a multiuplink or netplan config has a few dozen; check the file")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -159,6 +151,11 @@ def compose_text(data: bytes, shown_path: str, later_documents: bool = False) ->
         raise ConfigError(Position(shown_path, line, column), "file is not valid UTF-8",
                           "save the file as UTF-8") from None
     try:
+        deep = cyaml.too_deep(text, MAX_NESTING, first_only=not later_documents)
+        if deep is not None:
+            raise ConfigError(Position(shown_path, deep.line + 1, deep.column + 1),
+                              f"values nest deeper than {MAX_NESTING} levels",
+                              "a multiuplink or netplan config nests a few levels; check the file")
         with contextlib.closing(cyaml.documents(text)) as nodes:
             root = next(nodes, None)
             later = next((node for node in nodes if node.tag != _NULL_TAG), None) if later_documents else None
