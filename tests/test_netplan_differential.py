@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from multiuplink_networkd import paths
 from multiuplink_networkd.config.netplan import read_netplan
 from multiuplink_networkd.errors import ConfigError
 
@@ -70,7 +71,7 @@ def sections(text: str) -> list[tuple[str, dict[str, list[str]]]]:
 
 
 def netplan_view(root: Path) -> dict[str, View] | None:
-    """Per netplan ID that netplan renders for networkd, what its files say; None when netplan fails."""
+    """Per ``.network`` file netplan writes, what it says; None when netplan fails."""
     shutil.rmtree(root / "run/systemd", ignore_errors=True)
     done = subprocess.run([GENERATE, "--root-dir", str(root)], capture_output=True, check=False)
     if done.returncode != 0:
@@ -83,11 +84,7 @@ def netplan_view(root: Path) -> dict[str, View] | None:
             for section, keys in sections(text):
                 if section == "VRF":
                     vrf_tables[name.removeprefix("10-netplan-").removesuffix(".netdev")] = int(keys["Table"][-1])
-    views = {}
-    for name, text in files.items():
-        if name.startswith("10-netplan-") and name.endswith(".network"):
-            views[name.removeprefix("10-netplan-").removesuffix(".network")] = network_view(sections(text), vrf_tables)
-    return views
+    return {name: network_view(sections(text), vrf_tables) for name, text in files.items() if name.endswith(".network")}
 
 
 def network_view(parsed: list[tuple[str, dict[str, list[str]]]], vrf_tables: dict[str, int]) -> View:
@@ -123,10 +120,12 @@ def network_view(parsed: list[tuple[str, dict[str, list[str]]]], vrf_tables: dic
 # --- our side -----------------------------------------------------------------------------------------------
 
 def our_view(root: Path) -> dict[str, View]:
-    """Per netplan ID we take as rendered by networkd, what our reader found. Raises ConfigError."""
+    """Per ``.network`` file our drop-in directory would extend (for every ID we take as rendered by networkd),
+    what our reader found. Raises ConfigError."""
     facts = read_netplan(str(root))
-    return {netplan_id: View(d.name, tuple(str(a) for a in d.addresses), frozenset(
-        (r.family, None if r.gateway is None else str(r.gateway), r.table, r.metric) for r in d.default_routes))
+    return {Path(paths.networkd_dropin(netplan_id)).parent.name.removesuffix(".d"): View(
+        d.name, tuple(str(a) for a in d.addresses), frozenset(
+            (r.family, None if r.gateway is None else str(r.gateway), r.table, r.metric) for r in d.default_routes))
         for netplan_id, d in facts.interfaces.items() if d.renderer == "networkd" and d.kind != "nm-devices"}
 
 
@@ -168,17 +167,17 @@ def compare(root: Path, tally: Tally) -> list[str]:
         return []
     tally.configs += 1
     tally.interfaces += len(theirs)
-    differences = [f"{netplan_id}: netplan renders no .network for it"
-                   for netplan_id in sorted(set(ours) - set(theirs))]
-    differences += [f"{netplan_id}: we do not know it" for netplan_id in sorted(set(theirs) - set(ours))]
-    for netplan_id in sorted(set(ours) & set(theirs)):
+    differences = [f"{network}: netplan does not write it, our drop-in would extend nothing"
+                   for network in sorted(set(ours) - set(theirs))]
+    differences += [f"{network}: written by netplan, unknown to us" for network in sorted(set(theirs) - set(ours))]
+    for network in sorted(set(ours) & set(theirs)):
         for field in View._fields:
-            mine, its = getattr(ours[netplan_id], field), getattr(theirs[netplan_id], field)
+            mine, its = getattr(ours[network], field), getattr(theirs[network], field)
             reason = deliberate(field, mine, its) if mine != its else None
             if reason:
                 tally.kept[reason] = tally.kept.get(reason, 0) + 1
             elif mine != its:
-                differences.append(f"{netplan_id}: {field}: ours {mine!r}, netplan's {its!r}")
+                differences.append(f"{network}: {field}: ours {mine!r}, netplan's {its!r}")
     return differences
 
 
