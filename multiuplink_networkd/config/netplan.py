@@ -419,11 +419,11 @@ def _unsigned(value: Any) -> int | None:
     text = value.lstrip(_C_SPACE)
     negative = text.startswith("-")
     digits = text[1:] if text[:1] in ("+", "-") else text
-    if value and not (digits.isascii() and digits.isdigit()):
-        raise _invalid_unsigned(value)
     significant = digits.lstrip("0")
-    number = int(significant) if 0 < len(significant) <= 20 else 0 if not significant else _ULLONG_MAX + 1
-    if number > _ULLONG_MAX:
+    if (value and not (digits.isascii() and digits.isdigit())) or len(significant) > 20:  # 21 digits: > 2**64
+        raise _invalid_unsigned(value)
+    number = int(significant or "0")
+    if number > _ULLONG_MAX:  # strtoull's ERANGE
         raise _invalid_unsigned(value)
     number = -number & _ULLONG_MAX if negative else number  # strtoull negates in unsigned arithmetic
     if number > _UINT_MAX:
