@@ -467,7 +467,6 @@ def test_router_advertisements(tmp_path: Path, text: str, accept_ra: bool | None
     "network:\n  ethernets:\n    eth0:\n      routes: [default, [1], {to: [default], via: {a: 1}}, {metric: [x]}]\n",
     "network:\n  ethernets:\n    eth0: {match: name, set-name: [a]}\n",
     "network:\n  ethernets:\n    ? [complex, key]\n    : {}\n    eth0: {}\n",
-    "network:\n  ethernets:\n    eth0: &loop {routes: [*loop]}\n",
     "network:\n  renderer: [x]\n  ethernets:\n    renderer: {}\n    eth0: {renderer: 7}\n",
     "network:\n  vrfs:\n    v: {table: [x], interfaces: eth0}\n",
 ])
@@ -475,6 +474,13 @@ def test_wrong_types_are_skipped_silently(tmp_path: Path, text: str) -> None:
     facts = read_netplan(make_root(tmp_path, {"etc/netplan/50.yaml": text}))
     for interface in facts.interfaces.values():
         assert interface.default_routes == ()
+
+
+def test_an_alias_inside_itself_is_an_error_as_in_netplan(tmp_path: Path) -> None:
+    """netplan refuses it too; expanding it would never end."""
+    root = make_root(tmp_path, {"etc/netplan/50.yaml": "network:\n  ethernets:\n    eth0: &loop {routes: [*loop]}\n"})
+    with pytest.raises(ConfigError, match="refers to the list or mapping containing it"):
+        read_netplan(root)
 
 
 def test_deeply_nested_values_do_not_crash(tmp_path: Path) -> None:

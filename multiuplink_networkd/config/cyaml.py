@@ -133,6 +133,8 @@ if not FAST:
     import yaml
 
     _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # Debian's python3-yaml always has the C one
+BYTE_OFFSETS = any(base.__name__ == "CParser" for base in _Loader.__mro__)
+"""libyaml's reader errors give a byte offset into the UTF-8 text; PyYAML's pure-Python reader a character index."""
 
 # Either way, these are PyYAML's own classes (noqa: yaml is loaded one way or the other above).
 from yaml.error import MarkedYAMLError as MarkedYAMLError, YAMLError as YAMLError  # noqa: E402

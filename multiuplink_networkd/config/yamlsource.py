@@ -163,14 +163,86 @@ def compose_text(data: bytes, shown_path: str, later_documents: bool = False) ->
         mark = exc.problem_mark or exc.context_mark
         position = Position(shown_path, mark.line + 1, mark.column + 1) if mark else Position(shown_path, 1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
+        if _is_indenting_tab(text, mark):
+            raise ConfigError(position, "invalid YAML: tabs are not allowed for indentation",
+                              "indent with spaces") from None
         raise ConfigError(position, f"invalid YAML: {problem}",
                           "check indentation, colons and quoting around this place") from None
-    except cyaml.YAMLError as exc:
-        raise ConfigError(Position(shown_path, 1, 1), f"invalid YAML: {exc}", "") from None
+    except cyaml.YAMLError as exc:  # the reader's: a character YAML does not allow, at an offset
+        offset, character, reason = (getattr(exc, name, None) for name in ("position", "character", "reason"))
+        if not isinstance(offset, int):
+            raise ConfigError(Position(shown_path, 1, 1), f"invalid YAML: {exc}", "") from None
+        index = len(data[:offset].decode("utf-8", "replace")) if cyaml.BYTE_OFFSETS else offset
+        line_start = text.rfind("\n", 0, index) + 1
+        raise ConfigError(Position(shown_path, text.count("\n", 0, index) + 1, index - line_start + 1),
+                          f"invalid YAML: unacceptable character #x{character:04x}: {reason}",
+                          "remove the character; a YAML file is text") from None
     if later is not None:
         raise ConfigError(_position(later, shown_path), "only the first YAML document of a file is read",
                           "remove the '---' before this place, or move what follows to a file of its own")
+    if root is not None:
+        _check_expansion(root, shown_path)
     return root
+
+
+def _is_indenting_tab(text: str, mark: Any) -> bool:
+    """Whether libyaml stopped at a tab with only blanks before it on its line (its message is generic)."""
+    if mark is None:
+        return False
+    lines = text.split("\n", mark.line + 1)
+    line = lines[mark.line] if mark.line < len(lines) else ""
+    return line[mark.column:mark.column + 1] == "\t" and not line[:mark.column].strip(" \t")
+
+
+MAX_VALUES = 1_000_000
+"""Most values one file may hold, counting an alias (``*name``) as a copy of what it refers to.
+
+About what the largest file without aliases holds (:data:`MAX_FILE_BYTES` of a flow list of one-letter
+scalars), so aliases cannot make a file cost more than that bound allows; the largest real config (every
+VLAN ID on a trunk, tests/test_inputs.py) holds about 110,000. 300 bytes of aliases nested 8 levels of 10 deep hold 10**8,
+which would take minutes and gigabytes to convert (a boot that never ends)."""
+
+
+def _check_expansion(root: YAMLNode, path: str) -> None:
+    """Refuse aliases that expand beyond :data:`MAX_VALUES` or contain themselves, before anything expands them.
+
+    An alias is the anchor's node object again, so the expanded size of every
+    distinct node is computed once (linear in the file, iteratively: no depth
+    limit of its own). The error points at the first list or mapping, in
+    document order, that grows beyond the limit."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[YAMLNode, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+            if sizes[key] > MAX_VALUES:
+                raise ConfigError(_position(node, path),
+                                  f"this list or mapping holds more than {MAX_VALUES} values, counting each "
+                                  "alias (*name) as a copy of what it refers to",
+                                  "a multiuplink or netplan config has a few hundred; check the file for aliases "
+                                  "that repeat each other")
+        elif key in open_nodes:  # reached again from inside itself
+            raise ConfigError(_position(node, path), "an alias (*name) refers to the list or mapping containing it",
+                              "the value would be infinitely deep; write the values out instead")
+        elif key not in sizes:
+            if isinstance(node, ScalarNode):
+                sizes[key] = 1
+                continue
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in reversed(_children(node)))
+
+
+def _children(node: YAMLNode) -> list[YAMLNode]:
+    if isinstance(node, SequenceNode):
+        return node.value  # type: ignore[no-any-return]
+    if isinstance(node, MappingNode):
+        return [item for pair in node.value for item in pair]
+    return []
 
 
 def _position(node: YAMLNode, path: str) -> Position:
@@ -179,13 +251,13 @@ def _position(node: YAMLNode, path: str) -> Position:
 
 
 MAX_DEPTH = 32
-"""A stanza is 5 levels deep; deeper means a mistake or an alias that contains itself."""
+"""A stanza is 5 levels deep; deeper means a mistake (an alias that contains itself is refused before)."""
 
 
 def _convert(node: YAMLNode, path: str, depth: int = 0) -> Any:
     if depth > MAX_DEPTH:
         raise ConfigError(_position(node, path), f"values nest deeper than {MAX_DEPTH} levels",
-                          "check for an alias (*name) that refers to the mapping or list containing it")
+                          "a stanza is 5 levels deep; check the brackets and indentation")
     if isinstance(node, ScalarNode):
         if node.tag == _STR_TAG:
             return node.value
