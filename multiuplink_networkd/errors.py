@@ -51,15 +51,57 @@ class ConfigError(Exception):
     def format(self, read_line: ReadLine | None = None) -> str:
         """Render like netplan: location, message, the source line and a caret, then the hint."""
         pos = self.position
-        lines = [f"{pos!r}: {self.message}" if pos else self.message]
+        message = printable(self.message)
+        lines = [f"{printable(repr(pos))}: {message}" if pos else message]
         if pos and read_line:
             source = read_line(pos)
-            if source is not None:
-                lines.append(source)
-                lines.append(" " * (pos.column - 1) + "^")
+            if source is not None and "\0" not in source:  # binary (/proc/self/environ...): never echoed
+                lines.extend(_excerpt(source, pos.column))
         if self.hint:
-            lines.append(f"hint: {self.hint}")
+            lines.append(f"hint: {printable(self.hint)}")
         return "\n".join(lines)
+
+
+MESSAGE_MAX = 400
+"""Longest message shown whole; a megabyte value in it is cut in the middle."""
+EXCERPT_MAX = 160
+"""Characters of a source line echoed around the caret."""
+
+
+def printable(text: str, limit: int = MESSAGE_MAX) -> str:
+    """``text`` safe for a terminal or the journal: control and format characters escaped, long text cut."""
+    if len(text) > limit:
+        text = f"{text[:limit * 3 // 4]}...{text[-limit // 4:]}"
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(char: str) -> str:
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def _excerpt(source: str, column: int) -> list[str]:
+    """The source line, escaped and cut to a window around ``column``, and a caret under that column.
+
+    The caret line repeats the tabs before the column and pads each other cell to
+    the width it takes on a terminal, so the caret stands under its character."""
+    import unicodedata
+
+    cells = [char if char == "\t" or char.isprintable() else _escape(char) for char in source]
+    index = min(max(column - 1, 0), len(cells))
+    start = max(0, min(index - EXCERPT_MAX * 2 // 3, len(cells) - EXCERPT_MAX))
+    end = min(len(cells), start + EXCERPT_MAX)
+    before, after = ("..." if start else ""), ("..." if end < len(cells) else "")
+    pad = [" " * len(before)]
+    for cell in cells[start:index]:
+        wide = len(cell) == 1 and unicodedata.east_asian_width(cell) in "WF"
+        pad.append("\t" if cell == "\t" else " " * (2 if wide else len(cell)))
+    return [before + "".join(cells[start:end]) + after, "".join(pad) + "^"]
 
 
 class ConfigErrors(Exception):
