@@ -20,7 +20,8 @@ RULES = schema.load_schema()
 CASES = Path(__file__).parent / "cases"
 AWKWARD = [None, True, False, 0, -1, 1, 2, 2.0, 2.5, 15, 255, 256, 4294967295, 4294967296, "", "x", "eth1",
            "loose", "nft", "iptables", "off", "203.0.113.1", "203.0.113.8/24", "1.2.3", "a b", 'e"th',
-           "eth1\n[Network]", "../x", "0x10", [], ["203.0.113.8/24"], ["bad"], ["203.0.113.8/24"] * 65, {},
+           "eth1\n[Network]", "eth1\n", "\neth1", "203.0.113.1\n", "2001:db8::1\n", "203.0.113.8/24\n",
+           "../x", "0x10", [], ["203.0.113.8/24"], ["bad"], ["203.0.113.8/24"] * 65, {},
            {"interface": "eth1"}, {"k": 1}]
 VALID = {"network": {"version": 2, "multiuplink": {"mark-mask": 255, "priority": 1000, "rp-filter": "loose",
                                                     "backend": "nft", "router-mode": True, "uplinks": {"isp1": {
@@ -60,7 +61,7 @@ def corpus() -> list[tuple[str, object]]:
     for name, path in PLACES.items():
         documents += [(f"{name}={value!r}"[:60], mutated(path, value)) for value in AWKWARD]
         documents.append((f"{name}+unknown", mutated(path[:-1] + ("unknown-key",), 1)))
-    for bad_name in ["", "1isp", "a" * 33, "isp 1", "isp;1", 7, None, True]:
+    for bad_name in ["", "1isp", "a" * 33, "isp 1", "isp;1", "isp1\n", "isp1\r", "isp1\n\n", 7, None, True]:
         documents.append((f"uplink-name={bad_name!r}",
                           {"network": {"multiuplink": {"uplinks": {bad_name: {"interface": "eth1"}}}}}))
     documents.append(("too-many-uplinks", {"network": {"multiuplink": {"uplinks": {
@@ -91,3 +92,24 @@ def test_both_checkers_word_errors_the_same() -> None:
     reference = [e.format() for e in schema.check_document(document, RULES, reference=True)]
     assert sorted(fast) == sorted(reference)
     assert "/f.yaml:3:14: invalid value 'pf' for 'backend'\nhint: accepted: 'nft', 'iptables'" in fast
+
+
+def patterns(node: object) -> list[str]:
+    if isinstance(node, dict):
+        return ([node["pattern"]] if isinstance(node.get("pattern"), str) else []) + [
+            found for value in node.values() for found in patterns(value)]
+    return [found for value in node for found in patterns(value)] if isinstance(node, list) else []
+
+
+@pytest.mark.parametrize("pattern", patterns(RULES))
+def test_every_pattern_is_anchored_so_search_means_full_match(pattern: str) -> None:
+    """jsonschema searches; the fast checker full-matches: the same only for patterns anchored at both ends,
+    and Python's ``$`` alone also matches before a final newline."""
+    assert pattern.startswith("^") and pattern.endswith("$(?!\\n)")
+
+
+@pytest.mark.parametrize("value", ["isp1\n", "isp1\n\n", "isp1\r\n", "\nisp1", "is\np1"])
+def test_a_line_break_in_an_uplink_name_is_refused_by_both_checkers(value: str) -> None:
+    document = {"network": {"multiuplink": {"uplinks": {value: {"interface": "eth1\n"}}}}}
+    for check in (schema.fast_violations, schema.jsonschema_violations):
+        assert {(v.keyword, v.is_key) for v in check(document, RULES)} == {("pattern", True), ("pattern", False)}

@@ -98,7 +98,7 @@ def _check(value: Any, node: dict[str, Any], root: dict[str, Any], path: tuple[A
             fail("minimum")
         if "maximum" in node and value > node["maximum"]:
             fail("maximum")
-    if isinstance(value, str) and "pattern" in node and not _search(node["pattern"], value):
+    if isinstance(value, str) and "pattern" in node and not _full_match(node["pattern"], value):
         fail("pattern")
     if isinstance(value, list):
         if "minItems" in node and len(value) < node["minItems"]:
@@ -133,13 +133,17 @@ def _resolve(root: dict[str, Any], reference: str) -> dict[str, Any]:
 _patterns: dict[str, Any] = {}
 
 
-def _search(pattern: str, text: str) -> bool:
+def _full_match(pattern: str, text: str) -> bool:
+    """The whole text matches: Python's ``$`` also matches before a final newline, so search could not be trusted.
+
+    The schema's patterns are anchored (``^...$(?!\\n)``, a test holds them to it), so jsonschema's search
+    agrees; the ``(?!\\n)`` keeps its ``$`` from accepting ``"isp1\\n"``, which would end up in rendered files."""
     import re  # already loaded by yaml; imported here to keep it off the no-stanza path
 
     compiled = _patterns.get(pattern)
     if compiled is None:
         compiled = _patterns[pattern] = re.compile(pattern)
-    return compiled.search(text) is not None
+    return compiled.fullmatch(text) is not None
 
 
 # --- the reference checker (jsonschema, not on the boot path) --------------
