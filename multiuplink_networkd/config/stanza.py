@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 RESERVED_TABLES = {0: "unspec", 253: "default", 254: "main", 255: "local"}
 KERNEL_NAME_MAX = 15
+_WILDCARD = "+"
+"""iptables matches ``-i eth+`` on every name starting with ``eth``; nft's wildcard ``*`` is not a kernel name
+character we accept at all."""
 _KERNEL_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@+-")
 
 
@@ -130,6 +133,7 @@ class _Builder:
     def build(self, merged: Merged, positions: dict[str, Position]) -> tuple[Uplink, ...]:
         names = sorted(merged)
         resolved = {name: self.resolve_interface(name, merged[name], positions[name]) for name in names}
+        self.reject_two_definitions_of_one_interface(resolved, merged)
         sharing = [definition.netplan_id for definition in resolved.values() if definition is not None]
         marks = self.allocate_marks(names, merged, positions)
         tables = self.allocate_tables(names, merged, marks)
@@ -196,7 +200,30 @@ class _Builder:
             self.error(wanted.position, f"interface name '{definition.name}' of uplink '{name}' is not usable",
                        "kernel names have 1 to 15 letters, digits, '_', '.', '@', '+' or '-' and are not '.' or '..'")
             return None
+        if definition.name.endswith(_WILDCARD):
+            self.error(wanted.position, f"interface name '{definition.name}' of uplink '{name}' ends in "
+                       f"'{_WILDCARD}', which iptables reads as a wildcard",
+                       f"'-i {definition.name}' would match every interface whose name starts with "
+                       f"'{definition.name[:-1]}'; rename the interface with 'set-name:'")
+            return None
         return definition
+
+    def reject_two_definitions_of_one_interface(self, resolved: dict[str, NetplanInterface | None],
+                                                merged: Merged) -> None:
+        """Uplinks on one kernel interface must name one netplan ID: networkd applies one definition's
+        .network file to it, so the drop-in of the other would be ignored, and the ruleset would list it twice."""
+        owner: dict[str, tuple[str, str]] = {}
+        for name, definition in resolved.items():
+            if definition is None or definition.name is None:
+                continue
+            first, first_id = owner.setdefault(definition.name, (name, definition.netplan_id))
+            if first_id != definition.netplan_id:
+                self.error(merged[name]["interface"].position,
+                           f"uplink '{name}' names netplan ID '{definition.netplan_id}' and uplink '{first}' "
+                           f"names '{first_id}': both are kernel interface '{definition.name}'",
+                           "systemd-networkd configures an interface from one netplan definition only; name the "
+                           "same netplan ID in both uplinks (several ISPs on one interface)")
+                resolved[name] = None
 
     def reject_shared_addresses(self, uplinks: list[Uplink], merged: Merged) -> None:
         """Uplinks selected by address on one interface must not share an address: it could not tell them apart."""
