@@ -69,21 +69,35 @@ def test_invalid_stanza_pulls_in_the_report_unit_and_says_where(root: Path, tmp_
 
 
 def test_unchanged_inputs_are_trusted_without_parsing(root: Path, tmp_path: Path) -> None:
-    """Proof that the cache path skips YAML: it accepts a broken file whose stat did not change."""
+    """Proof that the cache path skips YAML: it accepts a broken file whose fingerprint is the cached one."""
+    stanza = root / "etc/netplan/multiuplink.d/uplinks.yaml"
+    stanza.write_text(stanza.read_text().replace("mark: 2", "mark: 1"))
     cache = root / paths.GENERATOR_CACHE
     cache.parent.mkdir(parents=True)
     cache.write_text(inputs.fingerprint(str(root), __version__))
-    stanza = root / "etc/netplan/multiuplink.d/uplinks.yaml"
-    status = stanza.stat()
-    broken = stanza.read_text().replace("mark: 2", "mark: 1")
-    with open(stanza, "r+") as handle:  # same inode and size
-        handle.write(broken)
-    os.utime(stanza, ns=(status.st_atime_ns, status.st_mtime_ns))
     run(root, str(tmp_path / "a"))
     assert wanted(tmp_path / "a") == [generator.UNIT]
     stanza.touch()  # any change of mtime: parsed again, and refused
     run(root, str(tmp_path / "b"))
     assert wanted(tmp_path / "b") == [generator.REPORT_UNIT]
+
+
+def test_an_edit_in_place_with_its_mtime_put_back_is_seen(root: Path, tmp_path: Path) -> None:
+    """Same inode, size and mtime: only the ctime, which userspace cannot set, tells."""
+    cache = root / paths.GENERATOR_CACHE
+    cache.parent.mkdir(parents=True)
+    cache.write_text(inputs.fingerprint(str(root), __version__))
+    stanza = root / "etc/netplan/multiuplink.d/uplinks.yaml"
+    before = stanza.stat()
+    with open(stanza, "r+") as handle:
+        handle.write(stanza.read_text().replace("mark: 2", "mark: 1"))
+    os.utime(stanza, ns=(before.st_atime_ns, before.st_mtime_ns))
+    while stanza.stat().st_ctime_ns == before.st_ctime_ns:  # the edit fell into the clock tick of the fingerprint
+        os.utime(stanza, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = stanza.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
+    run(root, str(tmp_path / "out"))
+    assert wanted(tmp_path / "out") == [generator.REPORT_UNIT]
 
 
 def test_script_checks_the_stanza_directories_of_paths() -> None:

@@ -58,9 +58,11 @@ def shown_path(root: str, relative: str) -> str:
 
 
 def fingerprint(root: str, version: str) -> str:
-    """Names, sizes, mtimes and inodes of every input file: changes whenever any input may have changed.
+    """Names, sizes, mtimes, ctimes and inodes of every input file: changes whenever any input may have changed.
 
-    An input that cannot be listed or stat'ed gives a line no successful run wrote, so it never matches.
+    The ctime because an edit in place can put the mtime back (``touch -r``, ``os.utime``); nothing can set the
+    ctime but the kernel. An input that cannot be listed or stat'ed gives a line no successful run wrote, so it
+    never matches.
     """
     lines = [f"multiuplink-networkd {version}"]
     try:
@@ -73,7 +75,7 @@ def fingerprint(root: str, version: str) -> str:
         except OSError as error:
             lines.append(f"unreadable {error.errno} {shown}")
             continue
-        lines.append(f"{status.st_mtime_ns} {status.st_size} {status.st_ino} {shown}")
+        lines.append(f"{status.st_mtime_ns} {status.st_ctime_ns} {status.st_size} {status.st_ino} {shown}")
     return "\n".join(lines) + "\n"
 
 
