@@ -197,8 +197,10 @@ _YAML11_BOOLEANS = frozenset(("on", "off", "yes", "no", "y", "n"))
 INTEGER_HINT = "write the number without quotes; 0x... hex is accepted"
 
 
-def to_error(violation: Violation, document: Any) -> ConfigError:
-    """The user-facing error for a violation, placed at the offending key or value."""
+def to_error(violation: Violation, document: Any, mark_hint: str = "") -> ConfigError:
+    """The user-facing error for a violation, placed at the offending key or value.
+
+    ``mark_hint`` replaces the schema's bounds for an uplink's 'mark', which the mark-mask narrows."""
     path, keyword, expected = violation.path, violation.keyword, violation.expected
     parent = document
     for part in path[:-1]:
@@ -233,7 +235,9 @@ def to_error(violation: Violation, document: Any) -> ConfigError:
         return ConfigError(position, f"invalid value {_show(value)} for {place}", accepted)
     if keyword in ("minimum", "maximum"):
         low, high = violation.schema.get("minimum"), violation.schema.get("maximum")
-        return ConfigError(position, f"{place} is out of range: {_show(value)}", f"accepted: {low} to {high}")
+        is_mark = len(path) == 5 and path[:3] == ("network", "multiuplink", "uplinks") and path[4] == "mark"
+        return ConfigError(position, f"{place} is out of range: {_show(value)}",
+                           mark_hint if is_mark and mark_hint else f"accepted: {low} to {high}")
     if keyword == "pattern":
         return ConfigError(position, f"invalid value {_show(value)} for {place}", hint)
     if keyword in ("minItems", "maxItems", "maxProperties"):
@@ -242,8 +246,9 @@ def to_error(violation: Violation, document: Any) -> ConfigError:
     return ConfigError(position, f"{place} is invalid ({keyword})", hint)  # pragma: no cover - new keyword
 
 
-def check_document(document: Any, schema: dict[str, Any], reference: bool = False) -> list[ConfigError]:
+def check_document(document: Any, schema: dict[str, Any], reference: bool = False,
+                   mark_hint: str = "") -> list[ConfigError]:
     """Every schema error of one parsed stanza file."""
     violations = (jsonschema_violations if reference else fast_violations)(document, schema)
-    return [to_error(v, document) for v in violations]
+    return [to_error(v, document, mark_hint) for v in violations]
 

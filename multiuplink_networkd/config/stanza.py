@@ -60,15 +60,18 @@ def load(root: str, reference: bool = False) -> Settings | None:
     merged_globals: dict[str, Setting] = {}
     merged_uplinks: dict[str, dict[str, Setting]] = {}
     uplink_positions: dict[str, Position] = {}
+    documents = []
     for real, shown in files:
         try:
-            document = load_file(real, shown)
+            documents.append(load_file(real, shown))
         except ConfigError as error:
             errors.append(error)
-            continue
+    defaults = rules["$defs"]["multiuplink"]["properties"]
+    mark_hint = _mark_hint(documents, defaults["mark-mask"]["default"])
+    for document in documents:
         if document is None:
             continue  # an empty file sets nothing, as in netplan
-        file_errors = schema.check_document(document, rules, reference)
+        file_errors = schema.check_document(document, rules, reference, mark_hint)
         if file_errors:
             errors.extend(file_errors)
             continue
@@ -92,11 +95,15 @@ def load(root: str, reference: bool = False) -> Settings | None:
         errors.append(ConfigError(position, "netplan does not accept a 'multiuplink' key in its own files",
                                   "move the stanza to /etc/netplan/multiuplink.d/<name>.yaml; "
                                   "netplan would fail to generate any network config with it here"))
+    most = defaults["uplinks"]["maxProperties"]
+    if len(uplink_positions) > most:  # each file is within the schema's limit; together they must be too
+        name, position = list(uplink_positions.items())[most]
+        errors.append(ConfigError(position, f"uplink '{name}' is one more than the {most} uplinks all files "
+                                  "together may define", f"the stanza files define {len(uplink_positions)} uplinks"))
     if errors:
         raise ConfigErrors(errors)
     if not files:
         return None
-    defaults = rules["$defs"]["multiuplink"]["properties"]
     def setting(key: str) -> Any:
         return merged_globals[key].value if key in merged_globals else defaults[key]["default"]
     builder = _Builder(facts, int(setting("mark-mask")), merged_globals.get("mark-mask"))
@@ -112,6 +119,26 @@ def _lowest_bit(mask: int) -> int:
     return (mask & -mask).bit_length() - 1
 
 
+def _capacity(mask: int) -> int | None:
+    """The largest uplink number ``mask`` holds, or None when its bits are not one contiguous run."""
+    capacity = mask >> _lowest_bit(mask)
+    return None if capacity & (capacity + 1) else capacity
+
+
+def _mark_hint(documents: list[Any], default_mask: int) -> str:
+    """The range a 'mark' out of the schema's bounds must fit: the last mark-mask any file sets (files are checked
+    one by one, so the mask may sit in another file), else the default."""
+    mask = default_mask
+    for document in documents:
+        value = document.get("network") if isinstance(document, dict) else None
+        value = value.get("multiuplink") if isinstance(value, dict) else None
+        value = value.get("mark-mask") if isinstance(value, dict) else None
+        if type(value) is int and 0 < value <= 0xFFFFFFFF:
+            mask = value
+    capacity = _capacity(mask)
+    return f"accepted: 1 to {capacity}, the numbers mark-mask {mask:#x} holds" if capacity else ""
+
+
 class _Builder:
     """Resolves merged uplinks against netplan's facts, allocating defaults and collecting every error."""
 
@@ -120,12 +147,12 @@ class _Builder:
         self.mask = mask
         self.errors: list[ConfigError] = []
         self.shift = _lowest_bit(mask)
-        self.capacity = mask >> self.shift
-        if self.capacity & (self.capacity + 1):
+        capacity = _capacity(mask)
+        if capacity is None:
             position = mask_setting.position if mask_setting else None
             self.error(position, f"mark-mask {mask:#x} is not one contiguous run of bits",
                        "use a mask such as 0xff000000 or 0x3f00")
-            self.capacity = 0
+        self.capacity = capacity or 0
 
     def error(self, position: Position | None, message: str, hint: str = "") -> None:
         self.errors.append(ConfigError(position, message, hint))
