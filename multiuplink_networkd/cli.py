@@ -41,6 +41,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _root_dir(text: str) -> str:
+    """An existing directory: a mistyped root would read as 'no stanza' and remove every output under it."""
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text}: no such directory")
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="multiuplink",
@@ -57,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         ("explain", "show how the host answers a remote peer: its connections, their uplink, the reply's route"),
     ):
         command = commands.add_parser(name, help=summary, description=summary)
-        command.add_argument("--root-dir", default="/", metavar="DIR",
+        command.add_argument("--root-dir", default="/", metavar="DIR", type=_root_dir,
                              help="read and write under DIR instead of / (default: %(default)s)")
         if name == "apply":
             command.add_argument("--boot", action="store_true",
@@ -96,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "try" and args.confirm:
         return _confirm(args.root_dir)
+    _warn_too_open(args.root_dir)
     try:
         validated_inputs = inputs.fingerprint(args.root_dir, __version__)  # before reading: a racing edit misses
         settings = stanza.load(args.root_dir, reference=args.command == "validate")
@@ -119,6 +127,16 @@ def main(argv: list[str] | None = None) -> int:
         # apply's rollback keeps the cause: a file system's refusal has its own code there too
         return EXIT_FILESYSTEM if isinstance(error, FilesystemError) or isinstance(
             error.__cause__, FilesystemError) else EXIT_RUNTIME
+
+
+def _warn_too_open(root: str) -> None:
+    """netplan's warning, in its words, for the stanza files beside its own; a warning only, as there."""
+    from .config import inputs
+    from .errors import printable
+
+    for shown in inputs.too_open(root):
+        print(f"multiuplink: Permissions for {printable(shown)} are too open. Netplan configuration should NOT be "
+              "accessible by others.", file=sys.stderr)
 
 
 def _validate(settings: Settings | None, live: bool) -> int:

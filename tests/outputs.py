@@ -55,6 +55,7 @@ def set_stanza(root: Path, name: str) -> None:
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+        path.chmod(0o600)  # as netplan wants: a stanza others may read is warned about
 
 
 def rendered(root: Path) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,27 @@ def test_confirming_with_no_try_waiting_says_so(tmp_path: Path, capsys: pytest.C
     code, err = run(capsys, "try", "--confirm", "--root-dir", str(tmp_path))
     assert code == cli.EXIT_RUNTIME
     assert "no 'multiuplink try' is waiting for a confirmation" in err
+
+
+@pytest.mark.parametrize("command", ["generate", "validate", "apply", "status", "try"])
+def test_a_missing_root_dir_is_a_usage_error(command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run(capsys, command, "--root-dir", str(tmp_path / "typo"))
+    assert code == cli.EXIT_USAGE
+    assert f"{tmp_path}/typo: no such directory" in err
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "two-isps"
+TOO_OPEN = "are too open. Netplan configuration should NOT be accessible by others."
+
+
+@pytest.mark.parametrize("mode,warned", [(0o600, False), (0o400, False), (0o644, True), (0o640, True),
+                                         (0o620, True), (0o602, True), (0o610, False), (0o601, False)])
+def test_a_stanza_others_may_read_is_warned_about_as_netplan_does(
+        mode: int, warned: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "root"
+    shutil.copytree(EXAMPLE, root)
+    stanza = root / "etc/netplan/multiuplink.d/uplinks.yaml"
+    stanza.chmod(mode)
+    code, err = run(capsys, "generate", "--root-dir", str(root))
+    assert code == cli.EXIT_OK, "a warning, not an error"
+    assert (f"multiuplink: Permissions for {stanza} {TOO_OPEN}\n" in err) is warned, err

@@ -52,6 +52,27 @@ def stanza_files(root: str) -> list[tuple[str, str]]:
     return yaml_files(root, paths.STANZA_SUBDIR)
 
 
+TOO_OPEN = stat.S_IRGRP | stat.S_IWGRP | stat.S_IROTH | stat.S_IWOTH
+"""The mode bits netplan 0.106 warns about in its own files (measured: 0640 and 0604 warn, 0610 and 0601 not)."""
+
+
+def too_open(root: str) -> list[str]:
+    """Shown paths of the stanza files that users other than the owner may read or write."""
+    found = []
+    try:
+        files = stanza_files(root)
+    except ConfigError:
+        return []  # reading the files reports it
+    for real, shown in files:
+        try:
+            mode = os.stat(real).st_mode
+        except OSError:
+            continue  # reading it reports the problem
+        if mode & TOO_OPEN:
+            found.append(shown)
+    return found
+
+
 def shown_path(root: str, relative: str) -> str:
     """How a file is named in messages: absolute on the real root, else under the given root."""
     return "/" + relative if os.path.abspath(root) == "/" else os.path.join(root, relative)

@@ -64,8 +64,8 @@ def require_networkd() -> None:
 
 def netplan_generate(root: Path) -> None:
     """What netplan's own generator does at boot (and on ``netplan generate``)."""
-    for yaml in (root / "etc/netplan").glob("*.yaml"):
-        yaml.chmod(0o600)  # netplan warns about world-readable configs
+    for yaml in [*(root / "etc/netplan").glob("*.yaml"), *(root / "etc/netplan/multiuplink.d").glob("*.yaml")]:
+        yaml.chmod(0o600)  # netplan warns about world-readable configs, and so do we about the stanza
     netns.run_cmd([NETPLAN_GENERATE, "--root-dir", str(root)])
 
 
