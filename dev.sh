@@ -11,7 +11,7 @@ APT_PACKAGES=(
     nftables iptables iproute2 netplan.io systemd dbus conntrack
     # the tests: namespaces, traffic, real boots, the Debian package
     python3-pytest python3-prometheus-client curl iputils-ping debootstrap systemd-container
-    python3-hypothesis   # generated configs for the differential test against netplan's generator
+    python3-hypothesis   # generated configs: the differential test against netplan's generator, tests/test_fuzz.py
     dpkg-dev lintian devscripts man-db groff-base   # the package's Build-Depends come from debian/control below
 )
 
