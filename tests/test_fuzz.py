@@ -260,9 +260,9 @@ def loaders() -> Iterator[Loaders]:
 def report_counts(request: pytest.FixtureRequest) -> Iterator[None]:
     """Prints what the fuzzing tried and how it ended (the numbers in tests/README.md come from here)."""
     yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and COUNTS:
-        reporter.write_line(f"\nfuzz counts: {json.dumps(dict(sorted(COUNTS.items())))}")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        print(f"\nfuzz counts: {json.dumps(dict(sorted(COUNTS.items())), indent=1)}")
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ def flip_stanza(root: Path, stop: threading.Event) -> None:
         text = STANZAS["two" if turn % 2 else "moved"]
         assert text is not None
         (root / f"{STANZA}.new").write_text(text)
+        (root / f"{STANZA}.new").chmod(0o600)  # as netplan wants; others may not read it
         os.replace(root / f"{STANZA}.new", root / STANZA)
 
 
