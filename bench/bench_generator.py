@@ -50,6 +50,7 @@ def make_root(base: Path, uplinks: int, with_stanza: bool) -> Path:
     (root / "etc/netplan/50-uplinks.yaml").chmod(0o600)  # netplan warns about readable configs
     if with_stanza:
         (root / "etc/netplan/multiuplink.d/uplinks.yaml").write_text(stanza_yaml(uplinks))
+        (root / "etc/netplan/multiuplink.d/uplinks.yaml").chmod(0o600)  # and so do we
     return root
 
 

@@ -180,7 +180,7 @@ def compose_text(data: bytes, shown_path: str, later_documents: bool = False) ->
     if later is not None:
         raise ConfigError(_position(later, shown_path), "only the first YAML document of a file is read",
                           "remove the '---' before this place, or move what follows to a file of its own")
-    if root is not None:
+    if root is not None and "*" in text:  # no alias without '*': then the size limit bounds the values
         _check_expansion(root, shown_path)
     return root
 
@@ -209,7 +209,8 @@ def _check_expansion(root: YAMLNode, path: str) -> None:
     An alias is the anchor's node object again, so the expanded size of every
     distinct node is computed once (linear in the file, iteratively: no depth
     limit of its own). The error points at the first list or mapping, in
-    document order, that grows beyond the limit."""
+    document order, that grows beyond the limit. Only run for a text with a
+    '*' (about 0.1 ms for netplan's file of the example)."""
     sizes: dict[int, int] = {}
     open_nodes: set[int] = set()
     stack: list[tuple[YAMLNode, bool]] = [(root, False)]
