@@ -170,7 +170,7 @@ def compose_text(data: bytes, shown_path: str, later_documents: bool = False) ->
                           "check indentation, colons and quoting around this place") from None
     except cyaml.YAMLError as exc:  # the reader's: a character YAML does not allow, at an offset
         offset, character, reason = (getattr(exc, name, None) for name in ("position", "character", "reason"))
-        if not isinstance(offset, int):
+        if not (isinstance(offset, int) and isinstance(character, int)):
             raise ConfigError(Position(shown_path, 1, 1), f"invalid YAML: {exc}", "") from None
         index = len(data[:offset].decode("utf-8", "replace")) if cyaml.BYTE_OFFSETS else offset
         line_start = text.rfind("\n", 0, index) + 1
