@@ -20,6 +20,7 @@ run are printed at its end.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import faulthandler
 import hashlib
@@ -44,6 +45,7 @@ from hypothesis import (  # noqa: E402
     settings,
     strategies as st,
 )
+from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
 
 from multiuplink_networkd import cli  # noqa: E402
 from tests.e2e import netns  # noqa: E402
@@ -64,6 +66,10 @@ CASE_SECONDS = 10
 CASE_MEMORY = 512 << 20
 """Address space a case may add to the process."""
 
+HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="mu-hypothesis-")
+"""hypothesis's caches: a temporary directory, never the source tree (set_hypothesis_home_dir is untyped)."""
+set_hypothesis_home_dir(HYPOTHESIS_HOME)  # type: ignore[no-untyped-call]
+atexit.register(shutil.rmtree, HYPOTHESIS_HOME, ignore_errors=True)
 FUZZ = settings(max_examples=EXAMPLES or 40, derandomize=not EXAMPLES, deadline=None, database=None,
                 suppress_health_check=list(HealthCheck))
 COUNTS: Counter[str] = Counter()
@@ -281,7 +287,8 @@ def template() -> Iterator[Path]:
 SAFE_TOKEN = r"[A-Za-z0-9_.@+:/-]+"
 LINE_SHAPES = {
     ".conf": re.compile(rf"(#[ -~]*|\[(RoutingPolicyRule|Route)\]|[A-Z][A-Za-z]+={SAFE_TOKEN}|)"),
-    "50-multiuplink.conf": re.compile(rf"(#[ -~]*|net/ipv[46]/conf/{SAFE_TOKEN}/rp_filter = [0-2]|)"),
+    "50-multiuplink.conf": re.compile(
+        rf"(#[ -~]*|net/ipv[46]/conf/{SAFE_TOKEN}/rp_filter = [0-2]|net/ipv4/tcp_fwmark_accept = 1|)"),
     ".iptables": re.compile(rf"(#[ -~]*|\*mangle|:[A-Z_]+ - \[0:0\]|-[AIN] ({SAFE_TOKEN}|!| )+|COMMIT|)"),
 }
 NFT_LINE = re.compile(rf"\t*([^\"\x00-\x08\x0a-\x1f\x7f-\U0010ffff]*|[^\"]*(\"{SAFE_TOKEN}\"[^\"]*)+)")
