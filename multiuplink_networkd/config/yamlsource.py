@@ -199,8 +199,8 @@ MAX_VALUES = 1_000_000
 
 About what the largest file without aliases holds (:data:`MAX_FILE_BYTES` of a flow list of one-letter
 scalars), so aliases cannot make a file cost more than that bound allows; the largest real config (every
-VLAN ID on a trunk, tests/test_inputs.py) holds about 110,000. 300 bytes of aliases nested 8 levels of 10 deep hold 10**8,
-which would take minutes and gigabytes to convert (a boot that never ends)."""
+VLAN ID on a trunk, tests/test_inputs.py) holds about 110,000. 300 bytes of aliases nested 8 levels of 10
+deep hold 10**8, which would take minutes and gigabytes to convert (a boot that never ends)."""
 
 
 def _check_expansion(root: YAMLNode, path: str) -> None:
