@@ -60,18 +60,20 @@ def load(root: str, reference: bool = False) -> Settings | None:
     merged_globals: dict[str, Setting] = {}
     merged_uplinks: dict[str, dict[str, Setting]] = {}
     uplink_positions: dict[str, Position] = {}
-    documents = []
+    documents = {}
     for real, shown in files:
         try:
-            documents.append(load_file(real, shown))
+            documents[shown] = load_file(real, shown)
         except ConfigError as error:
             errors.append(error)
     defaults = rules["$defs"]["multiuplink"]["properties"]
-    mark_hint = _mark_hint(documents, defaults["mark-mask"]["default"])
-    for document in documents:
+    mark_hint = _mark_hint(list(documents.values()), defaults["mark-mask"]["default"])
+    for shown, document in documents.items():
         if document is None:
             continue  # an empty file sets nothing, as in netplan
         file_errors = schema.check_document(document, rules, reference, mark_hint)
+        for file_error in file_errors:  # a bare scalar has no position of its own
+            file_error.position = file_error.position or Position(shown, 1, 1)
         if file_errors:
             errors.extend(file_errors)
             continue
