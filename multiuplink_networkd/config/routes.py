@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from ..errors import Position
     from .netplan import DeclaredRoute, NetplanInterface
-    from .stanza import Setting
+    from .yamlsource import Setting
 
     IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
     IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface

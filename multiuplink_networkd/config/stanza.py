@@ -13,7 +13,7 @@ from ..errors import ConfigError, ConfigErrors, Position
 from ..model import Settings, Uplink
 from . import netplan, routes, schema
 from .inputs import stanza_files
-from .yamlsource import load_file
+from .yamlsource import Setting, load_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from .netplan import NetplanFacts, NetplanInterface
 
-    Merged = dict[str, dict[str, "Setting"]]
+    Merged = dict[str, dict[str, Setting]]
     Problem = tuple[str, str] | None
 
 RESERVED_TABLES = {0: "unspec", 253: "default", 254: "main", 255: "local"}
@@ -31,16 +31,6 @@ _WILDCARD = "+"
 """iptables matches ``-i eth+`` on every name starting with ``eth``; nft's wildcard ``*`` is not a kernel name
 character we accept at all."""
 _KERNEL_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@+-")
-
-
-class Setting:
-    """A merged value and the place that set it last."""
-
-    __slots__ = ("position", "value")
-
-    def __init__(self, value: Any, position: Position) -> None:
-        self.value = value  # a Seq keeps its item positions
-        self.position = position
 
 
 def load(root: str, reference: bool = False) -> Settings | None:

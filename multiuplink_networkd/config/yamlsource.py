@@ -64,6 +64,16 @@ class Seq(list):  # type: ignore[type-arg]
         self.item_positions: list[Position] = []
 
 
+class Setting:
+    """A merged value and the place that set it last."""
+
+    __slots__ = ("position", "value")
+
+    def __init__(self, value: Any, position: Position) -> None:
+        self.value = value  # a Seq keeps its item positions
+        self.position = position
+
+
 def position_of(container: Any, key: Any) -> Position:
     """Where ``container[key]`` stands, or the container itself when the key is absent."""
     if isinstance(container, Node):
