@@ -98,14 +98,13 @@ def report(errors: ConfigErrors) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from .config import inputs, stanza
+    from .config import stanza
     from .errors import ConfigErrors, FilesystemError, HostError
 
     if args.command == "try" and args.confirm:
         return _confirm(args.root_dir)
     _warn_too_open(args.root_dir)
     try:
-        validated_inputs = inputs.fingerprint(args.root_dir, __version__)  # before reading: a racing edit misses
         settings = stanza.load(args.root_dir, reference=args.command == "validate")
     except ConfigErrors as errors:
         report(errors)
@@ -114,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "validate":
             return _validate(settings, live=os.path.abspath(args.root_dir) == "/")
         if args.command == "apply":
-            return _apply(args.root_dir, settings, args.boot, validated_inputs if settings else None)
+            return _apply(args.root_dir, settings, args.boot)
         if args.command == "try":
-            return _try(args.root_dir, settings, args.timeout, validated_inputs if settings else None)
+            return _try(args.root_dir, settings, args.timeout)
         if args.command == "status":
             return _status(args.root_dir, settings, args.format)
         if args.command == "explain":
@@ -213,11 +212,11 @@ def _generate(root: str, settings: Settings | None) -> int:
     return EXIT_OK
 
 
-def _apply(root: str, settings: Settings | None, boot: bool, validated_inputs: str | None) -> int:
+def _apply(root: str, settings: Settings | None, boot: bool) -> int:
     from .host.apply import apply
     from .render import render
 
-    applied = apply(root, render(settings) if settings else {}, boot=boot, validated_inputs=validated_inputs)
+    applied = apply(root, render(settings) if settings else {}, boot=boot)
     if applied.networkd_down:
         print(f"multiuplink: {applied.networkd_down}: the ruleset and sysctls are loaded and the drop-ins "
               "written; networkd installs the rules and routes when it starts", file=sys.stderr)
@@ -267,7 +266,7 @@ def _explain(settings: Settings | None, peer: tuple[str, int | None]) -> int:
     return EXIT_DRIFT if any(f.problems for f in findings) else EXIT_OK
 
 
-def _try(root: str, settings: Settings | None, seconds: float, validated_inputs: str | None) -> int:
+def _try(root: str, settings: Settings | None, seconds: float) -> int:
     from . import display
     from .host import trial
     from .render import render
@@ -288,8 +287,7 @@ def _try(root: str, settings: Settings | None, seconds: float, validated_inputs:
         if countdown:
             display.write(f"\r{left} s left ")
 
-    outcome = trial.attempt(root, render(settings) if settings else {}, seconds, terminal, applied, tick,
-                            validated_inputs)
+    outcome = trial.attempt(root, render(settings) if settings else {}, seconds, terminal, applied, tick)
     if countdown:
         display.write("\n")
     if outcome.how == "unchanged":

@@ -40,10 +40,6 @@ OWNED_GLOBS = (
 )
 """Everything we write matches one of these; anything matching that we did not just render is stale."""
 
-GENERATOR_CACHE = "var/lib/multiuplink/validated"
-"""Fingerprint of the last inputs that validated; lets the boot generator skip parsing unchanged files."""
-
-
 def networkd_dropin(netplan_id: str) -> str:
     """The drop-in that networkd merges into netplan's ``10-netplan-<id>.network``."""
     return f"{NETWORKD_DIR}/10-netplan-{netplan_id}.network.d/{DROPIN_NAME}"

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from multiuplink_networkd import __version__, generator, paths
+from multiuplink_networkd import __version__, paths
+from tests import generator_script
 from tests.debian_build import build_deb, build_dsc, build_environment, missing_build_tools
 
 pytestmark = pytest.mark.e2e
@@ -46,7 +47,6 @@ EXPECTED = {
     "./usr/sbin/multiuplink": 0o755,
     GENERATOR_DIR + "/multiuplink": 0o755,
     UNIT_DIR + "/multiuplink-configure.service": 0o644,
-    UNIT_DIR + "/multiuplink-report.service": 0o644,
     "./usr/lib/python3/dist-packages/multiuplink_networkd/multiuplink.schema.json": 0o644,
     "./usr/share/multiuplink-networkd/multiuplink.schema.json": 0o777,  # a link to the package's copy
     "./usr/share/multiuplink-networkd/status.schema.json": 0o644,
@@ -131,9 +131,10 @@ def test_files_are_where_systemd_the_unit_and_the_code_look(deb: Path, listing: 
         assert listing.get(path) == mode, f"{path}: {oct(listing[path]) if path in listing else 'missing'}"
     modules = sorted(SITE + str(p.relative_to(REPO)) for p in PACKAGE_PY.rglob("*.py"))
     assert [m for m in modules if m not in listing] == []
-    for unit_name in (generator.UNIT, generator.REPORT_UNIT):  # what the generator links to (merged /usr)
-        assert f"{UNIT_DIR}/{unit_name}" in listing and os.path.realpath(generator.UNIT_DIR) == \
-            os.path.realpath(UNIT_DIR[1:])
+    # what the generator links to (merged /usr)
+    assert f"{UNIT_DIR}/{generator_script.UNIT}" in listing
+    assert os.path.realpath(generator_script.UNIT_DIR) == os.path.realpath(UNIT_DIR[1:])
+    assert [path for path in listing if path.endswith(".service")] == [f"{UNIT_DIR}/{generator_script.UNIT}"]
     unit = _member(deb, UNIT_DIR + "/multiuplink-configure.service").decode()
     assert unit == (REPO / "units" / "multiuplink-configure.service").read_text()
     for command in re.findall(r"^Exec\w+=(\S+)", unit, re.M):
@@ -177,7 +178,7 @@ def test_purge_removes_every_file_the_product_writes(deb: Path) -> None:
     postrm = _script(deb, "postrm")
     purge = postrm.split('if [ "$1" = "purge" ]', 1)[1].split("\nfi\n", 1)[0]
     removed_dirs = re.findall(r"rm -rf ([^\n]+)", purge)[0].split()
-    for owned in (*paths.OWNED_GLOBS, paths.GENERATOR_CACHE):
+    for owned in paths.OWNED_GLOBS:
         absolute = "/" + owned
         if any(absolute.startswith(directory + "/") for directory in removed_dirs):
             continue
@@ -198,7 +199,6 @@ STATE = {  # what a configured host has; True: ours, purge deletes it
     "run/systemd/network/10-netplan-eth2.network.d/50-multiuplink.conf": True,
     "run/systemd/network/10-netplan-eth2.network.d/60-admin.conf": False,
     "run/systemd/network/10-netplan-eth1.network": False,
-    "var/lib/multiuplink/validated": True,
     "etc/netplan/multiuplink.d/uplinks.yaml": False,
 }
 
@@ -239,5 +239,5 @@ def _install_autopkgtest_remove_purge(deb: Path, root: Path) -> None:
     assert purged.returncode == 0, purged.stdout + purged.stderr
     assert {rel: (root / rel).exists() for rel in STATE} == {rel: not ours for rel, ours in STATE.items()}
     assert not (root / "run/systemd/network/10-netplan-eth1.network.d").exists(), "our emptied drop-in dir goes"
-    assert not (root / "var/lib/multiuplink").exists() and not (root / "run/multiuplink").exists()
+    assert not (root / "run/multiuplink").exists()
     assert stat.S_ISDIR((root / "etc/netplan/multiuplink.d").stat().st_mode)

@@ -22,8 +22,9 @@ from typing import Any
 
 import pytest
 
-from multiuplink_networkd import cli, generator
+from multiuplink_networkd import cli
 from multiuplink_networkd.config import schema
+from tests import generator_script
 
 REPO = Path(__file__).resolve().parents[1]
 MAN = REPO / "man"
@@ -141,7 +142,7 @@ def test_cli_man_page_documents_every_command_option_and_exit_status() -> None:
     codes = sorted(value for key, value in vars(cli).items() if key.startswith("EXIT_"))
     section = page.split('.SH "EXIT STATUS"\n', 1)[1].split("\n.SH ", 1)[0]
     assert [int(code) for code in re.findall(r"^\.B (\d+)$", section, re.M)] == codes
-    assert generator.ROOT_ENV in page and generator.UNIT.replace("-", "\\-") in page
+    assert generator_script.ROOT_ENV in page and generator_script.UNIT.replace("-", "\\-") in page
 
 
 def _complete(*words: str) -> set[str]:

@@ -6,25 +6,25 @@ import ast
 import os
 import shutil
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from multiuplink_networkd import __version__, generator, paths
-from multiuplink_networkd.config import inputs
+from multiuplink_networkd import paths
+from tests.generator_script import ROOT_ENV, SCRIPT, TREE, UNIT, UNIT_DIR, WANTED_BY, constant
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "units" / "multiuplink-generator"
 EXAMPLE = REPO / "examples" / "two-isps"
 
 
 def run(root: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(SCRIPT), *argv], capture_output=True, text=True,
-                          env={**os.environ, generator.ROOT_ENV: str(root)})
+    return subprocess.run([str(SCRIPT), *argv], capture_output=True, text=True, env={**os.environ, ROOT_ENV: str(root)})
 
 
 def wanted(out: Path) -> list[str]:
-    wants = out / generator.WANTED_BY
+    wants = out / WANTED_BY
     return sorted(p.name for p in wants.iterdir()) if wants.exists() else []
 
 
@@ -41,95 +41,82 @@ def test_wrong_argv_exits_2(root: Path, argv: tuple[str, ...]) -> None:
 
 
 @pytest.mark.parametrize("dirs", [1, 3])
-def test_valid_stanza_pulls_in_the_configure_unit(root: Path, tmp_path: Path, dirs: int) -> None:
+def test_stanza_pulls_in_the_configure_unit(root: Path, tmp_path: Path, dirs: int) -> None:
     out = tmp_path / "out"
-    done = run(root, *[str(out)] * dirs)
-    assert done.returncode == 0 and done.stderr == ""
-    assert wanted(out) == [generator.UNIT]
-    assert os.readlink(out / generator.WANTED_BY / generator.UNIT) == generator.UNIT_DIR + generator.UNIT
-    assert sorted(p.name for p in out.iterdir()) == [generator.WANTED_BY], "writes only into its output dir"
+    out.mkdir()
+    for _ in range(2):  # systemd may run it again (daemon-reload) over its own output
+        done = run(root, *[str(out)] * dirs)
+        assert done.returncode == 0 and done.stderr == ""
+    assert wanted(out) == [UNIT]
+    assert os.readlink(out / WANTED_BY / UNIT) == UNIT_DIR + UNIT
+    assert sorted(p.name for p in out.iterdir()) == [WANTED_BY], "writes only into its normal output dir"
 
 
 def test_no_stanza_writes_nothing(root: Path, tmp_path: Path) -> None:
-    shutil.rmtree(root / "etc/netplan/multiuplink.d")
+    stanza_dir = root / "etc/netplan/multiuplink.d"
+    (stanza_dir / "uplinks.yaml").rename(stanza_dir / "uplinks.yaml.disabled")  # only *.yaml counts
     out = tmp_path / "out"
     out.mkdir()
     assert run(root, str(out)).returncode == 0
     assert list(out.iterdir()) == []
 
 
-def test_invalid_stanza_pulls_in_the_report_unit_and_says_where(root: Path, tmp_path: Path) -> None:
-    stanza = root / "etc/netplan/multiuplink.d/uplinks.yaml"
-    stanza.write_text(stanza.read_text().replace("mark: 2", "mark: 1"))
+def test_broken_stanza_pulls_in_the_configure_unit_without_parsing(root: Path, tmp_path: Path) -> None:
+    """The unit's 'apply --boot' parses and reports; the generator never reads the files (this one is no YAML)."""
+    (root / "etc/netplan/multiuplink.d/uplinks.yaml").write_bytes(b"\xff\x00 {[ not YAML")
     out = tmp_path / "out"
+    out.mkdir()
     done = run(root, str(out))
-    assert done.returncode == 0, "never fails boot"
-    assert wanted(out) == [generator.REPORT_UNIT]
-    assert f"{stanza}:7:37: mark 1 of uplink 'isp2' is already used by uplink 'isp1'" in done.stderr
+    assert (done.returncode, done.stderr, wanted(out)) == (0, "", [UNIT])
 
 
-def test_unchanged_inputs_are_trusted_without_parsing(root: Path, tmp_path: Path) -> None:
-    """Proof that the cache path skips YAML: it accepts a broken file whose fingerprint is the cached one."""
-    stanza = root / "etc/netplan/multiuplink.d/uplinks.yaml"
-    stanza.write_text(stanza.read_text().replace("mark: 2", "mark: 1"))
-    cache = root / paths.GENERATOR_CACHE
-    cache.parent.mkdir(parents=True)
-    cache.write_text(inputs.fingerprint(str(root), __version__))
-    run(root, str(tmp_path / "a"))
-    assert wanted(tmp_path / "a") == [generator.UNIT]
-    stanza.touch()  # any change of mtime: parsed again, and refused
-    run(root, str(tmp_path / "b"))
-    assert wanted(tmp_path / "b") == [generator.REPORT_UNIT]
+def test_an_output_dir_it_cannot_write_is_logged_and_does_not_fail_boot(root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.write_text("a file where the output directory should be\n")
+    done = run(root, str(out))
+    assert done.returncode == 1 and done.stderr.startswith(f"multiuplink-generator: {UNIT} is not started: ")
 
 
-def test_an_edit_in_place_with_its_mtime_put_back_is_seen(root: Path, tmp_path: Path) -> None:
-    """Same inode, size and mtime: only the ctime, which userspace cannot set, tells."""
-    cache = root / paths.GENERATOR_CACHE
-    cache.parent.mkdir(parents=True)
-    cache.write_text(inputs.fingerprint(str(root), __version__))
-    stanza = root / "etc/netplan/multiuplink.d/uplinks.yaml"
-    before = stanza.stat()
-    with open(stanza, "r+") as handle:
-        handle.write(stanza.read_text().replace("mark: 2", "mark: 1"))
-    os.utime(stanza, ns=(before.st_atime_ns, before.st_mtime_ns))
-    while stanza.stat().st_ctime_ns == before.st_ctime_ns:  # the edit fell into the clock tick of the fingerprint
-        os.utime(stanza, ns=(before.st_atime_ns, before.st_mtime_ns))
-    after = stanza.stat()
-    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
-    run(root, str(tmp_path / "out"))
-    assert wanted(tmp_path / "out") == [generator.REPORT_UNIT]
+def test_script_imports_only_what_the_interpreter_already_loaded() -> None:
+    """No YAML, no validation, no package import: the configure unit does all of that."""
+    imported = {alias.name for node in ast.walk(TREE) if isinstance(node, (ast.Import, ast.ImportFrom))
+                for alias in node.names}
+    assert imported == {"posix", "sys"}
 
 
 def test_script_checks_the_stanza_directories_of_paths() -> None:
-    """The script keeps its own copy of the list (it must not import anything when no stanza exists)."""
-    tree = ast.parse(SCRIPT.read_text())
-    copies = [node.value for node in tree.body if isinstance(node, ast.Assign)
-              and any(isinstance(t, ast.Name) and t.id == "STANZA_DIRS" for t in node.targets)]
-    assert len(copies) == 1 and ast.literal_eval(copies[0]) == paths.STANZA_DIRS
+    """The script keeps its own copy of the list (it must not import anything)."""
+    assert constant("STANZA_DIRS") == paths.STANZA_DIRS
 
 
-def test_unusable_netplan_input_pulls_in_the_report_unit(root: Path, tmp_path: Path) -> None:
-    """A 5000-digit metric raised an uncaught ValueError: neither unit ran and the error never reached the journal."""
+def _five_thousand_digit_metric(root: Path) -> str:
     netplan = root / "etc/netplan/50-uplinks.yaml"
     netplan.write_text(netplan.read_text().replace("metric: 100", "metric: " + "9" * 5000))
+    return f"{netplan}:13:19: invalid unsigned int value '99999999999999999999...'"
+
+
+def _dangling_stanza(root: Path) -> str:
+    stanza = root / "run/netplan/multiuplink.d/uplinks.yaml"
+    stanza.parent.mkdir(parents=True)
+    stanza.symlink_to("/nonexistent")
+    return f"{stanza}:1:1: cannot read the file: it is a symbolic link to '/nonexistent'"
+
+
+@pytest.mark.parametrize("spoil", [_five_thousand_digit_metric, _dangling_stanza])
+def test_unusable_inputs_pull_in_the_unit_whose_parse_reports_them(root: Path, tmp_path: Path,
+                                                                     spoil: Callable[[Path], str]) -> None:
+    """The unit's 'apply --boot' parses as 'generate' does: exit 1, the error on stderr (the journal)."""
+    error = spoil(root)
     out = tmp_path / "out"
+    out.mkdir()
     done = run(root, str(out))
-    assert done.returncode == 0 and wanted(out) == [generator.REPORT_UNIT]
-    assert f"{netplan}:13:19: invalid unsigned int value '99999999999999999999...'" in done.stderr
+    assert (done.returncode, done.stderr, wanted(out)) == (0, "", [UNIT])
+    parsed = subprocess.run([sys.executable, "-m", "multiuplink_networkd", "generate", "--root-dir", str(root)],
+                            capture_output=True, text=True)
+    assert parsed.returncode == 1 and error in parsed.stderr and not (root / "run/multiuplink").exists()
 
 
-@pytest.mark.parametrize("where", ["etc/netplan/multiuplink.d", "run/netplan/multiuplink.d"])
-def test_dangling_stanza_pulls_in_the_report_unit(root: Path, tmp_path: Path, where: str) -> None:
-    (root / where).mkdir(parents=True, exist_ok=True)
-    (root / where / "uplinks.yaml").unlink(missing_ok=True)
-    (root / where / "uplinks.yaml").symlink_to("/nonexistent")
-    out = tmp_path / "out"
-    done = run(root, str(out))
-    assert done.returncode == 0 and wanted(out) == [generator.REPORT_UNIT]
-    assert "uplinks.yaml:1:1: cannot read the file: it is a symbolic link to '/nonexistent'" in done.stderr
-
-
-def test_hidden_stanza_files_alone_import_nothing(root: Path, tmp_path: Path) -> None:
+def test_hidden_stanza_files_alone_link_nothing(root: Path, tmp_path: Path) -> None:
     stanza_dir = root / "etc/netplan/multiuplink.d"
     (stanza_dir / "uplinks.yaml").rename(stanza_dir / ".uplinks.yaml")
     out = tmp_path / "out"

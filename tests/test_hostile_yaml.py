@@ -1,6 +1,6 @@
 """YAML that attacks the reader: alias bombs, self-containing aliases, control characters, tabs.
 
-Each runs the real CLI or generator script in a subprocess under a time and address-space bound,
+Each runs the real CLI (at boot, the configure unit's parse) in a subprocess under a time and address-space bound,
 with both loaders (libyaml through :mod:`.cyaml`, and plain PyYAML), so a regression fails by
 timing out or running out of memory instead of hanging the test run.
 """
@@ -17,13 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from multiuplink_networkd import generator
 from multiuplink_networkd.config import cyaml, yamlsource
 from multiuplink_networkd.errors import ConfigError, Position
+from tests.generator_script import ROOT_ENV, SCRIPT, UNIT, WANTED_BY
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "two-isps"
-SCRIPT = REPO / "units" / "multiuplink-generator"
 SECONDS = 20
 """Far above the ~0.1 s a bounded run takes; the unbounded one ran minutes."""
 MEMORY = 1 << 30
@@ -74,13 +73,17 @@ def test_alias_bomb_is_refused_quickly_by_the_cli(root: Path, place: str, plain:
 
 
 @pytest.mark.parametrize("place", sorted(PLACES))
-def test_alias_bomb_is_refused_quickly_by_the_generator(root: Path, tmp_path: Path, place: str) -> None:
+def test_alias_bomb_is_refused_quickly_at_boot(root: Path, tmp_path: Path, place: str) -> None:
+    """The generator never reads it and pulls in the unit, whose parse (as 'generate') refuses it, writing nothing."""
     (root / PLACES[place]).write_text(alias_bomb())
     out = tmp_path / "out"
-    done = bounded([str(SCRIPT), str(out)], {generator.ROOT_ENV: str(root)})
-    assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in (out / generator.WANTED_BY).iterdir()) == [generator.REPORT_UNIT]
-    assert "holds more than 1000000 values" in done.stderr
+    out.mkdir()
+    done = bounded([str(SCRIPT), str(out)], {ROOT_ENV: str(root)})
+    assert (done.returncode, done.stderr) == (0, "")
+    assert sorted(p.name for p in (out / WANTED_BY).iterdir()) == [UNIT]
+    done = bounded([sys.executable, "-m", "multiuplink_networkd", "generate", "--root-dir", str(root)], {})
+    assert done.returncode == 1 and "holds more than 1000000 values" in done.stderr, done.stderr
+    assert not (root / "run").exists()
 
 
 def error_of(text: str) -> tuple[ConfigError, Position]:

@@ -1,4 +1,4 @@
-"""Which YAML files netplan's rules select, and their fingerprint for the boot generator's cache."""
+"""Which YAML files netplan's rules select, and how messages name them."""
 
 from __future__ import annotations
 
@@ -76,35 +76,3 @@ def too_open(root: str) -> list[str]:
 def shown_path(root: str, relative: str) -> str:
     """How a file is named in messages: absolute on the real root, else under the given root."""
     return "/" + relative if os.path.abspath(root) == "/" else os.path.join(root, relative)
-
-
-def fingerprint(root: str, version: str) -> str:
-    """Names, sizes, mtimes, ctimes and inodes of every input file: changes whenever any input may have changed.
-
-    The ctime because an edit in place can put the mtime back (``touch -r``, ``os.utime``); nothing can set the
-    ctime but the kernel. An input that cannot be listed or stat'ed gives a line no successful run wrote, so it
-    never matches.
-    """
-    lines = [f"multiuplink-networkd {version}"]
-    try:
-        files = yaml_files(root) + stanza_files(root)
-    except ConfigError as error:
-        return f"unreadable {error.position!r}\n"
-    for real, shown in files:
-        try:
-            status = os.stat(real)
-        except OSError as error:
-            lines.append(f"unreadable {error.errno} {shown}")
-            continue
-        lines.append(f"{status.st_mtime_ns} {status.st_ctime_ns} {status.st_size} {status.st_ino} {shown}")
-    return "\n".join(lines) + "\n"
-
-
-def validated_before(root: str, version: str) -> bool:
-    """Whether the inputs are exactly those of the last successful apply (its fingerprint in the cache)."""
-    try:
-        with open(os.path.join(root, paths.GENERATOR_CACHE), encoding="utf-8") as stream:
-            cached = stream.read()
-    except (OSError, UnicodeDecodeError):
-        return False
-    return cached == fingerprint(root, version)

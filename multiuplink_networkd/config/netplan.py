@@ -130,7 +130,7 @@ class NetplanInterface(namedtuple("NetplanInterface", (
 
 
 class NetplanFacts(namedtuple("NetplanFacts", ("interfaces", "files", "misplaced", "default_renderer"))):
-    """All definitions by netplan ID, the files read (in order, for a cache fingerprint),
+    """All definitions by netplan ID, the files read (in order),
     where a ``multiuplink`` key sits in netplan's own files (netplan rejects it), and
     the network-wide renderer."""
 

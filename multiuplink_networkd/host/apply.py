@@ -271,15 +271,12 @@ class Applied:
         self.networkd_down = networkd_down
 
 
-def apply(root: str, files: dict[str, str], boot: bool = False, validated_inputs: str | None = None) -> Applied:
+def apply(root: str, files: dict[str, str], boot: bool = False) -> Applied:
     """Make the host match ``files`` (rendered for ``root``); raises :class:`ApplyError` after rolling back.
 
     ``boot`` (the unit's mode): networkd is told only if it already runs.
-    ``validated_inputs``: the fingerprint of the inputs ``files`` came from, for the boot generator's cache.
     """
     with writer.locked(root):
-        if validated_inputs is not None:
-            writer.remember(root, paths.GENERATOR_CACHE, validated_inputs)
         before = writer.read_owned(root)
         steps = plan(root, before, files, boot)
         execute(steps)

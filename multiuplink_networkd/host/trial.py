@@ -28,7 +28,6 @@ import struct
 import time
 from contextlib import contextmanager
 
-from .. import paths
 from ..errors import HostError
 from . import apply, writer
 
@@ -151,8 +150,7 @@ class Outcome:
 
 
 def attempt(root: str, files: dict[str, str], seconds: float, terminal: int | None,
-            applied: Callable[[list[str], str | None], None], tick: Callable[[int], None],
-            validated_inputs: str | None = None) -> Outcome:
+            applied: Callable[[list[str], str | None], None], tick: Callable[[int], None]) -> Outcome:
     """Apply ``files`` and wait ``seconds`` for a confirmation; without one, restore what was there.
 
     ``terminal``: a terminal's file descriptor where Enter confirms; ``applied`` is told what changed before
@@ -161,14 +159,13 @@ def attempt(root: str, files: dict[str, str], seconds: float, terminal: int | No
     """
     with _signals_roll_back():
         try:
-            return _attempt(root, files, seconds, terminal, applied, tick, validated_inputs)
+            return _attempt(root, files, seconds, terminal, applied, tick)
         except Interrupted as interrupted:  # anything applied is undone by now
             return Outcome(interrupted.name, [], None)
 
 
 def _attempt(root: str, files: dict[str, str], seconds: float, terminal: int | None,
-             applied: Callable[[list[str], str | None], None], tick: Callable[[int], None],
-             validated_inputs: str | None) -> Outcome:
+             applied: Callable[[list[str], str | None], None], tick: Callable[[int], None]) -> Outcome:
     with writer.locked(root):
         steps = apply.plan(root, writer.read_owned(root), files, boot=False)
         changed = [item for step in steps for item in step.describe()]
@@ -187,8 +184,6 @@ def _attempt(root: str, files: dict[str, str], seconds: float, terminal: int | N
                     undo.pop_all()
                     apply.settle(root)
                     _ignore_signals()  # kept: a signal now must not report a rollback that did not happen
-                    if validated_inputs is not None:
-                        writer.remember(root, paths.GENERATOR_CACHE, validated_inputs)
                     if isinstance(confirmed, socket.socket):
                         _answer(confirmed)
                     return Outcome("confirmed", changed, down)

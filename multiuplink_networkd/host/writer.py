@@ -34,7 +34,7 @@ FILE_MODE = 0o644
 LOCK_MODE = 0o600
 """Only root may open the lock: anyone who can open a file can hold its flock, and stall every run."""
 _TEMPORARY = ".{name}.*.tmp"
-_STATE_FILES = (*paths.OWNED_GLOBS, paths.JOURNAL, paths.APPLYING, paths.GENERATOR_CACHE)
+_STATE_FILES = (*paths.OWNED_GLOBS, paths.JOURNAL, paths.APPLYING)
 """Every name a temporary file of ours can stand beside."""
 _DROPIN_DIR = os.path.dirname(paths.networkd_dropin("*"))
 
@@ -166,14 +166,6 @@ def write_state(root: str, relative: str, text: str | None) -> None:
             tree.sync(os.path.dirname(relative))
         elif tree.read(relative) != text:
             _replace(tree, relative, text)
-
-
-def remember(root: str, relative: str, text: str) -> None:
-    """A cache write that may fail (read-only /var): losing it costs only speed."""
-    try:
-        write_state(root, relative, text)
-    except FilesystemError:
-        pass
 
 
 def _stage(tree: RootDir, relative: str, text: str) -> tuple[str, str, str]:

@@ -27,7 +27,6 @@ NETPLAN_YAML = (EXAMPLE / "50-uplinks.yaml").read_text()
 STANZA_YAML = (EXAMPLE / "multiuplink.d/uplinks.yaml").read_text()
 UNIT = "multiuplink-configure.service"
 WANTS_LINK = f"/run/systemd/generator/multi-user.target.wants/{UNIT}"
-CACHE = "/var/lib/multiuplink/validated"
 TABLE_ROUTE = dict(_TABLE_ROUTE_BY_ISP.values())  # {"101": "default via 203.0.113.1 dev eth1", "102": ...}
 BOTH = {"isp1": True, "isp2": True}
 ISP1_ONLY = {"isp1": True, "isp2": False}
@@ -124,15 +123,3 @@ def wait_isp1_only(booted: Booted, topo: Topology, after: str, probe_timeout: fl
     booted.wait_for(lambda: booted.run("ip", "route", "show", "default").stdout.strip()
                     and topo.tcp_reachable("isp1", timeout=PROBE_TIMEOUT), SETTLE, f"isp1 answers {after}")
     assert reachable(topo, timeout=probe_timeout) == ISP1_ONLY, f"only isp1 may answer {after}"
-
-
-def guest_fingerprint(booted: Booted) -> str:
-    """The generator's cache as the guest's installed product computes it for the current inputs."""
-    return booted.run("python3", "-c", "import sys; from multiuplink_networkd import __version__; "
-                                       "from multiuplink_networkd.config import inputs; "
-                                       "sys.stdout.write(inputs.fingerprint('/', __version__))").stdout
-
-
-def cache_is_current(booted: Booted) -> bool:
-    """Would the installed product's generator trust its cache (and skip parsing)? Its own test, run in the guest."""
-    return booted.run("cat", CACHE, check=False).stdout == guest_fingerprint(booted)

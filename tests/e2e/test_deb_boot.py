@@ -13,10 +13,10 @@ installing the package"; debian/*.postinst, *.postrm):
 * from the next boot on the package's generator and unit give both ISPs
   (install, upgrade), or netplan's plain networking, isp1 only (remove,
   purge);
-* an upgrade to a new version invalidates the generator's cache (its first
-  line is the version) and the next boot rewrites it;
-* remove keeps /var/lib/multiuplink, purge deletes everything we generated
-  and never the administrator's /etc/netplan/multiuplink.d.
+* the product keeps no state outside /run (the boot parses the stanza every
+  time; there is no cache to invalidate on an upgrade);
+* remove keeps the running state in /run, purge deletes everything we
+  generated and never the administrator's /etc/netplan/multiuplink.d.
 
 Every boot gets fresh namespaces (a new Topology): a real reboot starts with
 empty kernel state, and a namespace kept from the previous boot would still
@@ -41,13 +41,10 @@ from tests.debian_build import BUILD_SECONDS, PACKAGE, BuildError, build_environ
 from .boot import BOOT_REQUIREMENTS, Booted, Guest
 from .guest_product import (
     BOTH,
-    CACHE,
     UNIT,
     WANTS_LINK,
-    cache_is_current,
     existing,
     exists,
-    guest_fingerprint,
     host_guest,
     http_get,
     install_offline,
@@ -62,7 +59,7 @@ from .topology import Topology
 pytestmark = BOOT_REQUIREMENTS
 
 GENERATOR = "/usr/lib/systemd/system-generators/multiuplink"
-STATE_DIR = "/var/lib/multiuplink"
+NO_STATE = "/var/lib/multiuplink"  # the product keeps no state outside /run: no cache, nothing here
 MAN_PAGES = ("/usr/share/man/man8/multiuplink.8.gz", "/usr/share/man/man5/multiuplink.d.5.gz")
 # Everything the product writes at run time (paths.OWNED_GLOBS) and the generator's output.
 OWNED = ("/run/systemd/network/10-netplan-*.network.d/50-multiuplink.conf", "/run/sysctl.d/50-multiuplink.conf",
@@ -185,8 +182,7 @@ def leftovers(booted: Booted) -> dict[str, object]:
                                   check=False).stdout.strip() or "unknown",
         "generator": exists(booted, GENERATOR),
         "wants link": exists(booted, WANTS_LINK),
-        "cache": booted.run("sh", "-c", f"head -n1 {CACHE} 2>/dev/null", check=False).stdout.strip() or None,
-        STATE_DIR: exists(booted, STATE_DIR),
+        NO_STATE: exists(booted, NO_STATE),
         "/run/multiuplink": exists(booted, "/run/multiuplink"),
         "owned files": sorted(owned_files(booted)),
         "stanza": exists(booted, "/" + STANZA),
@@ -204,6 +200,7 @@ def wait_configured_cleanly(booted: Booted, topo: Topology, after: str) -> None:
     assert booted.run("systemctl", "is-active", UNIT, check=False).stdout.strip() == "active"
     assert booted.system_state() == "running", booted.run("systemctl", "--failed", check=False).stdout
     assert "multiuplink-generator" not in booted.journal(), "the generator reported an error"
+    assert not exists(booted, NO_STATE), "state outside /run"
 
 
 def assert_plain_netplan(booted: Booted, topo: Topology, after: str) -> None:
@@ -262,7 +259,6 @@ def test_offline_install_then_first_boot_answers_via_both_isps(deb: Path) -> Non
         with steps.power_on(guest, "first boot") as (topo, booted):
             with steps.step("until both ISPs answer"):
                 wait_configured_cleanly(booted, topo, "on the first boot after an offline install")
-            assert booted.run("cat", CACHE).stdout == guest_fingerprint(booted)
             assert booted.system_state() == "running", booted.run("systemctl", "--failed", check=False).stdout
     print(f"\n{steps.report()}")
 
@@ -288,7 +284,7 @@ def test_install_upgrade_remove_purge_in_a_running_host(deb: Path, bumped_deb: t
             assert left["dpkg status"] == f"ii {old_version}", left
             # postinst's daemon-reload re-ran the generators: ours pulls the unit in, for the next boot only.
             assert left["generator"] and left["wants link"] and left[UNIT] == "inactive", left
-            assert not left[STATE_DIR] and left["cache"] is None, left
+            assert not left[NO_STATE], left
             assert "multiuplink-generator" not in booted.journal(), "the generator reported an error"
 
         with steps.power_on(guest, "after install") as (topo, booted):
@@ -300,8 +296,6 @@ def test_install_upgrade_remove_purge_in_a_running_host(deb: Path, bumped_deb: t
                 title = booted.run("sh", "-c", f"zcat {page} | grep -c '^\\.TH '", check=False).stdout.strip()
                 assert title == "1", f"{page}: not installed, or not a manual page"
             assert booted.run("multiuplink", "--version").stdout.split()[-1] == old_version
-            cache = booted.run("cat", CACHE).stdout
-            assert cache_is_current(booted) and cache.startswith(f"{PACKAGE} {old_version}\n"), cache
             steps.note(f"after reboot: {leftovers(booted)}")
 
             # --- upgrade: the same version again, then the next one; nothing changes now ---
@@ -318,17 +312,11 @@ def test_install_upgrade_remove_purge_in_a_running_host(deb: Path, bumped_deb: t
             left = leftovers(booted)
             steps.note(f"after upgrade: {left}")
             assert left["dpkg status"] == f"ii {new_version}" and left["wants link"], left
-            assert booted.run("cat", CACHE).stdout == cache, "the cache is only ever written by a boot or an apply"
-            assert not cache_is_current(booted), f"{new_version}'s generator must not trust {old_version}'s cache"
 
         with steps.power_on(guest, "after upgrade") as (topo, booted):
             with steps.step("until both ISPs answer (after upgrade)"):
                 wait_configured_cleanly(booted, topo, "after upgrading and rebooting")
             assert booted.run("multiuplink", "--version").stdout.split()[-1] == new_version
-            new_cache = booted.run("cat", CACHE).stdout
-            assert new_cache.startswith(f"{PACKAGE} {new_version}\n"), new_cache
-            assert cache_is_current(booted) and new_cache.split("\n", 1)[1] == cache.split("\n", 1)[1], (
-                "rewritten for the new version, the same inputs")
 
             # --- remove: the running network stays as it is until the next boot ---
             before, files = network(booted, topo), owned_files(booted)
@@ -340,14 +328,13 @@ def test_install_upgrade_remove_purge_in_a_running_host(deb: Path, bumped_deb: t
             steps.note(f"after remove: {left}")
             assert str(left["dpkg status"]).startswith("rc "), left
             assert not left["generator"] and not left["wants link"], "daemon-reload must forget our generator's link"
-            assert left[STATE_DIR] and left["stanza"], left
+            assert left["stanza"], left
 
         with steps.power_on(guest, "after remove") as (topo, booted):
             with steps.step("until isp1 answers (after remove)"):
                 assert_plain_netplan(booted, topo, "after removing and rebooting")
             left = leftovers(booted)
             steps.note(f"after reboot: {left}")
-            assert left[STATE_DIR] and left["cache"] == f"{PACKAGE} {new_version}", "remove keeps the state"
             assert left["stanza"], "the administrator's stanza is not the package's"
 
             # --- purge: our state goes, the administrator's stanza stays ---
@@ -358,13 +345,12 @@ def test_install_upgrade_remove_purge_in_a_running_host(deb: Path, bumped_deb: t
             left = leftovers(booted)
             steps.note(f"after purge: {left}")
             assert left["dpkg status"] in ("un", "unknown", "pn"), left
-            assert not left[STATE_DIR] and not left["/run/multiuplink"] and left["owned files"] == [], left
+            assert not left["/run/multiuplink"] and left["owned files"] == [], left
             assert left["stanza"], "purge must never touch /etc/netplan/multiuplink.d"
 
         with steps.power_on(guest, "after purge") as (topo, booted):
             with steps.step("until isp1 answers (after purge)"):
                 assert_plain_netplan(booted, topo, "after purging and rebooting")
-            assert not exists(booted, STATE_DIR)
 
             # --- install again, and purge straight from a configured host ---
             with steps.step(f"dpkg -i {new_deb.name} (running, after purge)"):
@@ -380,7 +366,7 @@ def test_install_upgrade_remove_purge_in_a_running_host(deb: Path, bumped_deb: t
             assert network(booted, topo) == before, "purging changed the running network"
             left = leftovers(booted)
             steps.note(f"after purge of a configured host: {left}")
-            assert left["owned files"] == [] and not left["/run/multiuplink"] and not left[STATE_DIR], left
+            assert left["owned files"] == [] and not left["/run/multiuplink"], left
             assert booted.run("sh", "-c", "ls -d /run/systemd/network/*.network.d 2>/dev/null",
                               check=False).stdout == "", "our emptied drop-in directories go too"
             assert left["stanza"], "purge must never touch /etc/netplan/multiuplink.d"

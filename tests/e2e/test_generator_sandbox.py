@@ -21,11 +21,11 @@ STANZA = "etc/netplan/multiuplink.d/uplinks.yaml"
 GENERATOR = "/usr/lib/systemd/system-generators/multiuplink"
 
 
-@pytest.mark.parametrize("stanza,unit", [
-    ((EXAMPLE / "multiuplink.d/uplinks.yaml").read_text(), "multiuplink-configure.service"),
-    ("network:\n  multiuplink:\n    uplinks:\n      isp1: {interface: eth9}\n", "multiuplink-report.service"),
+@pytest.mark.parametrize("stanza", [
+    (EXAMPLE / "multiuplink.d/uplinks.yaml").read_text(),
+    "network:\n  multiuplink:\n    uplinks:\n      isp1: {interface: eth9}\n",  # the unit's apply refuses it
 ], ids=["valid", "invalid"])
-def test_generator_needs_nothing_writable_but_its_output_dir(stanza: str, unit: str) -> None:
+def test_generator_needs_nothing_writable_but_its_output_dir(stanza: str) -> None:
     with Guest() as guest:
         guest.install_project(REPO)
         guest.write("etc/netplan/50-uplinks.yaml", (EXAMPLE / "50-uplinks.yaml").read_text(), mode=0o600)
@@ -38,4 +38,4 @@ def test_generator_needs_nothing_writable_but_its_output_dir(stanza: str, unit: 
                               "/var/tmp/out", check=False)
             assert done.returncode == 0, done.stdout + done.stderr
             linked = booted.run("ls", "/var/tmp/out/multi-user.target.wants").stdout.split()
-            assert linked == [unit], linked
+            assert linked == ["multiuplink-configure.service"], linked

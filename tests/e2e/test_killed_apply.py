@@ -30,11 +30,6 @@ TRANSITIONS = [("none", "two"), ("two", "moved"), ("moved", "iptables")]
 RANDOM_KILLS = 15
 
 
-def run_files(root: Path) -> dict[str, str]:
-    """The file set under run/ (the cache in var/lib follows the stanza's mtime)."""
-    return {k: v for k, v in footprint(root).items() if k.startswith("run/")}
-
-
 @pytest.mark.parametrize("old,new", TRANSITIONS, ids=[f"{old}-to-{new}" for old, new in TRANSITIONS])
 def test_a_killed_apply_leaves_old_or_new_and_the_old_config_restores_the_kernel(
         old: str, new: str, links: str, loaded: Callable[[dict[str, str]], Kernel], tmp_path: Path) -> None:
@@ -43,7 +38,7 @@ def test_a_killed_apply_leaves_old_or_new_and_the_old_config_restores_the_kernel
     argv = ["apply", "--boot", "--root-dir"]
     template = make_root(tmp_path / "template", old)
     assert killing.run([*argv, str(template)], setup=enter) == (killing.FINISHED, 0)
-    old_files, old_kernel = run_files(template), loaded(rendered(template))
+    old_files, old_kernel = footprint(template), loaded(rendered(template))
     assert kernel(namespace) == old_kernel
     set_stanza(template, new)
     new_files, new_kernel = {**rendered(template), paths.LOCK_FILE: ""}, loaded(rendered(template))
@@ -57,10 +52,10 @@ def test_a_killed_apply_leaves_old_or_new_and_the_old_config_restores_the_kernel
         outcome, code = killing.run([*argv, str(root)], kill_at, after, setup=enter, start="fcntl.flock")
         kill = f"killed at call {kill_at}" if after is None else f"killed after {after:.4f} s"
         if outcome == killing.FINISHED:
-            assert code == 0 and run_files(root) == new_files and kernel(namespace) == new_kernel
+            assert code == 0 and footprint(root) == new_files and kernel(namespace) == new_kernel
         with writer.locked(str(root)):
             pass
-        files = run_files(root)
+        files = footprint(root)
         assert files in (old_files, new_files), f"{kill}: {sorted(files)}"
         seen[f"{outcome} {'old' if files == old_files else 'new'}"] += 1
         if files == old_files and not (root / paths.APPLYING).exists():
@@ -68,7 +63,7 @@ def test_a_killed_apply_leaves_old_or_new_and_the_old_config_restores_the_kernel
             return outcome
         set_stanza(root, old)
         assert killing.run([*argv, str(root)], setup=enter) == (killing.FINISHED, 0)
-        assert run_files(root) == old_files and not (root / paths.APPLYING).exists()
+        assert footprint(root) == old_files and not (root / paths.APPLYING).exists()
         assert kernel(namespace) == old_kernel, f"after {kill}, applying {old} again"
         return outcome
 
