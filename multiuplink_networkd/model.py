@@ -2,8 +2,8 @@
 
 Built only by :mod:`.config.stanza` after all checks passed, so renderers
 never see an invalid value. Named tuples rather than dataclasses:
-``dataclasses`` costs more import time than the whole generator may spend at
-boot.
+``dataclasses`` costs more import time than the whole parse and validation
+may spend at boot.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The boot path's PyYAML (multiuplink_networkd.cyaml) gives exactly what plain PyYAML gives.
 
-Each comparison runs one dump in two fresh ``python3 -I -S`` interpreters, as the
-generator runs: in one, cyaml loads only PyYAML's C parser; in the other
+Each comparison runs one dump in two fresh ``python3 -I -S`` interpreters: in
+one, cyaml loads only PyYAML's C parser; in the other
 (MULTIUPLINK_PLAIN_PYYAML=1) it imports yaml the ordinary way. Both print node
 trees, loaded values and errors as JSON, which must be equal.
 """

@@ -4,7 +4,7 @@ The schema is the single source of truth. Two checkers read it:
 
 * :func:`fast_violations` interprets the small subset of JSON Schema the file
   uses. It runs at boot, where importing jsonschema would cost more than all
-  the rest of the generator.
+  the rest of the parse and validation.
 * :func:`jsonschema_violations` runs the real Draft 2020-12 validator for
   ``multiuplink validate``; a test proves both find the same violations.
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "multiuplink.schema.json")
 """Package data (a link to ``schema/`` in the source tree, a copy in a wheel or the .deb). Found beside the
-package rather than through importlib.resources, whose import alone costs the boot generator ~20 ms."""
+package rather than through importlib.resources, whose import alone costs the boot ~20 ms."""
 
 
 def load_schema() -> Any:
