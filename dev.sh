@@ -13,6 +13,7 @@ APT_PACKAGES=(
     python3-pytest python3-prometheus-client curl iputils-ping debootstrap systemd-container
     python3-hypothesis   # generated configs: the differential test against netplan's generator, tests/test_fuzz.py
     dpkg-dev lintian devscripts man-db groff-base   # the package's Build-Depends come from debian/control below
+    time   # bench/bench_generator.py: peak memory of a child (ru_maxrss from the bench itself starts at its size)
 )
 
 setup() {
