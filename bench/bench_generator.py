@@ -138,6 +138,7 @@ def run_suite(uplinks: int, runs: int, base: Path, before: Path | None) -> dict[
     if before is not None:
         old = Tree(before, base, uplinks, "-before")
         old.check()
+        commands["cold-before"] = ([old.generator()], old.cold)
         commands["boot-before"] = ([old.generator(), old.generate()], old.cold)
     samples: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(runs):
@@ -205,6 +206,8 @@ def main() -> int:
                   " (why config/cyaml.py exists)")
             print(f"  boot work, generator + generate: {medians['boot'] / netplan:5.2f}x netplan's generator")
             if "boot-before" in medians:
+                print(f"  generator of {args.before}, without its cache: {medians['cold-before'] / netplan:5.2f}x"
+                      " netplan's generator")
                 print(f"  boot work of {args.before}: {medians['boot-before'] / netplan:5.2f}x netplan's generator;"
                       f" this tree's is {medians['boot'] / medians['boot-before']:4.2f}x of it")
             print(f"  (netplan's generator itself: {netplan / python:4.2f}x bare python3)")
