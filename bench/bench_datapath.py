@@ -145,6 +145,7 @@ def product_cli(ups: list[Uplink], work: Path, source: Path = REPO) -> Path:
     stanza = ["network:", "  multiuplink:", "    uplinks:"]
     stanza += [f"      {u.name}: {{interface: {u.interface}, mark: {u.number}, table: {100 + u.number}}}" for u in ups]
     (netplan / "multiuplink.d/uplinks.yaml").write_text("\n".join(stanza) + "\n")
+    (netplan / "multiuplink.d/uplinks.yaml").chmod(0o600)  # readable by others: warned about, like netplan
     subprocess.run(["/usr/bin/python3", "-m", "multiuplink_networkd", "generate", "--root-dir", str(root)],
                    cwd=source, env={**os.environ, "PYTHONPATH": str(source)}, check=True, stdout=subprocess.DEVNULL)
     return root

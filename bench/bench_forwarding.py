@@ -126,6 +126,8 @@ def product(config: Config, work: Path) -> tuple[str, list[str], list[str]]:
     (root / "etc/netplan/multiuplink.d/uplinks.yaml").write_text(
         f"network:\n  multiuplink:\n    router-mode: {str(config.router_mode).lower()}\n    uplinks:\n"
         + "".join(f"      isp{k}: {{interface: eth{k}}}\n" for k in range(1, config.uplinks + 1)))
+    for config_file in ("50-uplinks.yaml", "multiuplink.d/uplinks.yaml"):
+        (root / "etc/netplan" / config_file).chmod(0o600)  # readable by others: warned about, like netplan
     rendered = sh("env", f"PYTHONPATH={config.source}", "/usr/bin/python3", "-c", RENDER, str(root))
     ruleset, batch, sysctls = json.loads(rendered)
     return str(ruleset), list(batch), list(sysctls)
