@@ -74,7 +74,8 @@ _UINT_MAX = (1 << 32) - 1
 _METRIC_UNSPEC = _UINT_MAX
 """netplan's "no metric" sentinel: ``metric: 4294967295`` writes no ``Metric=``."""
 _MAX_DEPTH = 16
-"""Deeper YAML is not netplan's (its deepest keys sit about 7 levels down); also stops alias cycles."""
+"""Deeper YAML is not netplan's (its deepest keys sit about 7 levels down): the walk stops there (alias cycles are
+refused before, by :func:`.yamlsource.compose_text`)."""
 
 
 class Located(str):
